@@ -1,0 +1,8 @@
+"""infattn: infinite-width and infinite-head limits of attention networks."""
+
+from infattn import stax
+from infattn.kernel import Kernel
+
+__version__ = "0.1.0"
+
+__all__ = ["Kernel", "__version__", "stax"]

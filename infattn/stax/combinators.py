@@ -1,0 +1,151 @@
+"""Combinators: compose layers in series, in parallel, and across branches.
+
+``FanOut(n)`` copies its input into ``n`` branches, ``parallel`` runs one layer
+per branch and ``FanInSum`` adds the branches; ``x + f(x)`` is
+``serial(FanOut(2), parallel(Identity(), f), FanInSum())``. Kernels of summed
+branches add, which is exact when the branches are jointly Gaussian and
+independent given the input (each branch has its own weights).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from infattn.kernel import Kernel
+from infattn.stax.layer import make_layer, parts_of
+
+Layer = tuple[Callable, Callable, Callable]
+
+
+def serial(*layers: Layer) -> Layer:
+    """Layers applied one after the other (``jax.example_libraries.stax.serial``)."""
+    parts = [parts_of(layer) for layer in layers]
+
+    def init(rng, input_shape):
+        params = []
+        for p, key in zip(parts, jax.random.split(rng, len(parts)), strict=True):
+            input_shape, param = p.init(key, input_shape)
+            params.append(param)
+        return input_shape, tuple(params)
+
+    def apply(params, x, mask, **kwargs):
+        rng = kwargs.pop("rng", None)
+        keys = [None] * len(parts) if rng is None else list(jax.random.split(rng, len(parts)))
+        for p, param, key in zip(parts, params, keys, strict=True):
+            x, mask = p.apply(param, x, mask, rng=key, **kwargs)
+        return x, mask
+
+    def kernel(k):
+        for p in parts:
+            k = p.kernel(k)
+        return k
+
+    return make_layer(init, apply, kernel, "serial")
+
+
+def parallel(*layers: Layer) -> Layer:
+    """One layer per branch: a list of inputs maps to a list of outputs."""
+    parts = [parts_of(layer) for layer in layers]
+
+    def init(rng, input_shapes):
+        _check_branches(input_shapes, len(parts), "input_shape")
+        keys = jax.random.split(rng, len(parts))
+        out = [p.init(key, s) for p, key, s in zip(parts, keys, input_shapes, strict=True)]
+        return [o[0] for o in out], tuple(o[1] for o in out)
+
+    def apply(params, xs, masks, **kwargs):
+        _check_branches(xs, len(parts), "inputs")
+        masks = [None] * len(xs) if masks is None else masks
+        kwargs.pop("rng", None)
+        out = [p.apply(w, x, m, **kwargs) for p, w, x, m in zip(parts, params, xs, masks, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out]
+
+    def kernel(ks):
+        _check_branches(ks, len(parts), "kernel")
+        return [p.kernel(k) for p, k in zip(parts, ks, strict=True)]
+
+    return make_layer(init, apply, kernel, "parallel")
+
+
+def FanOut(num: int) -> Layer:
+    """Copy the input into ``num`` branches."""
+    if not isinstance(num, int) or num < 1:
+        raise ValueError(f"num: expected a positive integer, got {num!r}")
+
+    def init(rng, input_shape):
+        return [input_shape] * num, ()
+
+    def apply(params, x, mask, **kwargs):
+        return [x] * num, [mask] * num
+
+    def kernel(k):
+        return [k] * num
+
+    return make_layer(init, apply, kernel, "FanOut")
+
+
+def FanInSum() -> Layer:
+    """Sum the branches; their kernels add (each branch must be Gaussian)."""
+
+    def init(rng, input_shapes):
+        shapes = {tuple(s) for s in input_shapes}
+        if len(shapes) != 1:
+            raise ValueError(f"input_shape: FanInSum needs equal branch shapes, got {input_shapes}")
+        return tuple(input_shapes[0]), ()
+
+    def apply(params, xs, masks, **kwargs):
+        masks = [m for m in (masks or []) if m is not None]
+        mask = functools.reduce(jnp.logical_and, masks) if masks else None
+        return sum(xs[1:], xs[0]), mask
+
+    def kernel(ks):
+        if len(ks) > 1 and not all(k.is_gaussian for k in ks):
+            raise ValueError(
+                "FanInSum: every branch must be Gaussian (end in Dense, Conv, attention or "
+                f"LayerNorm after them); got is_gaussian={[k.is_gaussian for k in ks]}"
+            )
+        return _sum_kernels(ks)
+
+    return make_layer(init, apply, kernel, "FanInSum")
+
+
+def _sum_kernels(ks: Sequence[Kernel]) -> Kernel:
+    def add(name):
+        mats = [getattr(k, name) for k in ks]
+        return None if any(m is None for m in mats) else sum(mats[1:], mats[0])
+
+    masks1 = [k.mask1 for k in ks if k.mask1 is not None]
+    masks2 = [k.mask2 for k in ks if k.mask2 is not None]
+    return ks[0].replace(
+        nngp=add("nngp"),
+        ntk=add("ntk"),
+        cov1=add("cov1"),
+        cov2=add("cov2"),
+        mask1=functools.reduce(jnp.logical_and, masks1) if masks1 else None,
+        mask2=functools.reduce(jnp.logical_and, masks2) if masks2 else None,
+        is_gaussian=all(k.is_gaussian for k in ks),
+    )
+
+
+def Identity() -> Layer:
+    """The identity layer."""
+
+    def init(rng, input_shape):
+        return input_shape, ()
+
+    def apply(params, x, mask, **kwargs):
+        return x, mask
+
+    def kernel(k):
+        return k
+
+    return make_layer(init, apply, kernel, "Identity")
+
+
+def _check_branches(items, n: int, name: str) -> None:
+    if not isinstance(items, list | tuple) or len(items) != n:
+        raise ValueError(f"{name}: parallel with {n} layers needs a list of {n} branches")

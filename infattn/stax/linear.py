@@ -1,0 +1,263 @@
+"""Dense and convolutional layers, and their kernel rules.
+
+NTK parameterisation (the default): weights ~ N(0, 1), the forward pass
+multiplies by ``W_std / sqrt(fan_in)`` and adds ``b_std * b``. Then
+``nngp' = W_std^2 nngp + b_std^2`` and ``ntk' = nngp' + W_std^2 ntk``.
+Standard parameterisation folds ``W_std / sqrt(fan_in)`` into the weights, so
+the NTK picks up the finite fan-in (neural-tangents' convention, with the width
+multipliers ``s``).
+
+A convolution with filter ``F`` averages the full spatial covariance along its
+diagonals: ``Sigma'_{a,b} = W_std^2 / |F| sum_{t in F} Sigma_{a+t, b+t} + b_std^2``,
+separately along each spatial axis; zero padding contributes zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from infattn.kernel import Kernel
+from infattn.stax.layer import make_layer
+from infattn.stax.validation import check_choice, check_std, check_width
+
+_PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def affine(mat: jax.Array | None, W_std: float, b_std: float | None) -> jax.Array | None:
+    """``W_std^2 * mat + b_std^2`` (``None`` passes through)."""
+    if mat is None:
+        return None
+    out = W_std**2 * mat
+    return out if b_std is None else out + b_std**2
+
+
+def linear_kernel(
+    k: Kernel,
+    W_std: float,
+    b_std: float | None,
+    parameterization: str,
+    fan_in: float,
+    transform=lambda m, batch_ndim: m,
+) -> Kernel:
+    """Shared rule of Dense and Conv: ``transform`` is the spatial part (identity for Dense)."""
+    def lin(m, batch_ndim):
+        return None if m is None else transform(m, batch_ndim)
+
+    nngp = lin(k.nngp, 2)
+    ntk = lin(k.ntk, 2)
+    cov1 = affine(lin(k.cov1, 1), W_std, b_std)
+    cov2 = affine(lin(k.cov2, 1), W_std, b_std)
+    if parameterization == "ntk":
+        nngp = affine(nngp, W_std, b_std)
+        if ntk is not None:
+            ntk = nngp + W_std**2 * ntk
+    else:
+        if ntk is not None:
+            ntk = fan_in * nngp + W_std**2 * ntk + (0.0 if b_std is None else 1.0)
+        nngp = affine(nngp, W_std, b_std)
+    return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=True)
+
+
+def Dense(
+    out_dim: int,
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    batch_axis: int = 0,
+    channel_axis: int = -1,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+):
+    """Fully connected layer acting on the last (channel) axis.
+
+    Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)``; the kernel
+    keeps its layout ``(N1, N2, *S)``.
+    """
+    check_width(out_dim, "out_dim")
+    check_std(W_std, "W_std")
+    check_std(b_std, "b_std", optional=True)
+    parameterization = check_choice(parameterization.lower(), _PARAMETERIZATIONS, "parameterization")
+    _check_axes(batch_axis, channel_axis)
+
+    def init(rng, input_shape):
+        n_in = input_shape[-1]
+        width = out_dim * (s[1] if parameterization == "standard" else 1)
+        k1, k2 = jax.random.split(rng)
+        W = jax.random.normal(k1, (n_in, width))
+        b = None if b_std is None else jax.random.normal(k2, (1,) * (len(input_shape) - 1) + (width,))
+        if parameterization == "standard":
+            W = W * W_std / (n_in / s[0]) ** 0.5
+            b = None if b is None else b * b_std
+        return (*input_shape[:-1], width), (W, b)
+
+    def apply(params, x, mask, **kwargs):
+        W, b = params
+        _check_channels(x, W.shape[0], "Dense")
+        y = x @ W
+        if parameterization == "ntk":
+            y = y * (W_std / x.shape[-1] ** 0.5)
+            if b is not None:
+                y = y + b_std * b
+        else:
+            y = y / s[0] ** 0.5
+            if b is not None:
+                y = y + b
+        return y, mask
+
+    def kernel(k):
+        k = linear_kernel(k, W_std, b_std, parameterization, k.shape1[-1] / s[0])
+        return _with_width(k, out_dim * (s[1] if parameterization == "standard" else 1)).remask()
+
+    return make_layer(init, apply, kernel, "Dense")
+
+
+def Conv(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+):
+    """Convolution over the spatial axes of ``(N, *spatial, C)`` inputs (1-D or 2-D, ...).
+
+    ``padding``: ``'VALID'`` or ``'SAME'`` (zero padding, XLA's convention).
+    Channels last only (``dimension_numbers`` must be ``None`` or channels-last).
+    """
+    check_width(out_chan, "out_chan")
+    check_std(W_std, "W_std")
+    check_std(b_std, "b_std", optional=True)
+    filter_shape = tuple(filter_shape)
+    if not filter_shape or any(not isinstance(f, int) or f < 1 for f in filter_shape):
+        raise ValueError(f"filter_shape: expected positive integers, got {filter_shape!r}")
+    strides = (1,) * len(filter_shape) if strides is None else tuple(strides)
+    if len(strides) != len(filter_shape) or any(t < 1 for t in strides):
+        raise ValueError(f"strides: expected {len(filter_shape)} positive integers, got {strides!r}")
+    padding = check_choice(padding.upper(), ("VALID", "SAME"), "padding")
+    parameterization = check_choice(parameterization.lower(), _PARAMETERIZATIONS, "parameterization")
+    if dimension_numbers is not None and not (
+        dimension_numbers[0].startswith("N") and dimension_numbers[0].endswith("C")
+    ):
+        raise NotImplementedError(
+            f"dimension_numbers: only channels-last layouts are supported, got {dimension_numbers}"
+        )
+    n_sp = len(filter_shape)
+    filter_size = 1
+    for f in filter_shape:
+        filter_size *= f
+    lhs = "N" + "HWDXYZ"[:n_sp] + "C"
+    dn = (lhs, "HWDXYZ"[:n_sp] + "IO", lhs)
+
+    def pads(spatial):
+        return lax.padtype_to_pads(spatial, filter_shape, strides, padding)
+
+    def out_spatial(spatial):
+        return tuple(
+            (n + lo + hi - f) // t + 1
+            for n, (lo, hi), f, t in zip(spatial, pads(spatial), filter_shape, strides, strict=True)
+        )
+
+    def check_rank(shape):
+        if len(shape) != n_sp + 2:
+            raise ValueError(
+                f"inputs: Conv with a {n_sp}-D filter needs inputs of rank {n_sp + 2} "
+                f"(N, *spatial, C); got shape {tuple(shape)}"
+            )
+
+    def init(rng, input_shape):
+        check_rank(input_shape)
+        n_in = input_shape[-1]
+        width = out_chan * (s[1] if parameterization == "standard" else 1)
+        k1, k2 = jax.random.split(rng)
+        W = jax.random.normal(k1, (*filter_shape, n_in, width))
+        b = None if b_std is None else jax.random.normal(k2, (1,) * (n_sp + 1) + (width,))
+        if parameterization == "standard":
+            W = W * W_std / (n_in * filter_size / s[0]) ** 0.5
+            b = None if b is None else b * b_std
+        out_shape = (input_shape[0], *out_spatial(input_shape[1:-1]), width)
+        return out_shape, (W, b)
+
+    def apply(params, x, mask, **kwargs):
+        W, b = params
+        check_rank(x.shape)
+        _check_channels(x, W.shape[-2], "Conv")
+        y = lax.conv_general_dilated(x, W, strides, pads(x.shape[1:-1]), dimension_numbers=dn)
+        if parameterization == "ntk":
+            y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)
+            if b is not None:
+                y = y + b_std * b
+        else:
+            y = y / s[0] ** 0.5
+            if b is not None:
+                y = y + b
+        return y, None if mask is None else conv_mask(mask, x.shape[1:-1])
+
+    def conv_mask(mask, spatial):
+        index = []
+        for (lo, _), f, t, n_out in zip(
+            pads(spatial), filter_shape, strides, out_spatial(spatial), strict=True
+        ):
+            start = (f - 1) // 2 - lo
+            index.append(slice(start, start + (n_out - 1) * t + 1, t))
+        return mask[(slice(None), *index)]
+
+    def diagonal_average(m, batch_ndim):
+        spatial = m.shape[batch_ndim::2]
+        for d, ((lo, hi), f, t, n_out) in enumerate(
+            zip(pads(spatial), filter_shape, strides, out_spatial(spatial), strict=True)
+        ):
+            ax = batch_ndim + 2 * d
+            width = [(0, 0)] * m.ndim
+            width[ax] = width[ax + 1] = (lo, hi)
+            mp = jnp.pad(m, width)
+            total = 0.0
+            for tap in range(f):
+                sl = [slice(None)] * m.ndim
+                sl[ax] = sl[ax + 1] = slice(tap, tap + (n_out - 1) * t + 1, t)
+                total = total + mp[tuple(sl)]
+            m = total / f
+        return m
+
+    def kernel(k):
+        check_rank(k.shape1)
+        spatial = k.spatial_shape
+        k = linear_kernel(
+            k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], diagonal_average
+        )
+        width = out_chan * (s[1] if parameterization == "standard" else 1)
+        new_spatial = out_spatial(spatial)
+        k = k.replace(
+            shape1=(k.shape1[0], *new_spatial, width),
+            shape2=(k.shape2[0], *new_spatial, width),
+            mask1=None if k.mask1 is None else conv_mask(k.mask1, spatial),
+            mask2=None if k.mask2 is None else conv_mask(k.mask2, spatial),
+        )
+        return k.remask()
+
+    return make_layer(init, apply, kernel, "Conv")
+
+
+def _with_width(k: Kernel, width: int) -> Kernel:
+    return k.replace(shape1=(*k.shape1[:-1], width), shape2=(*k.shape2[:-1], width))
+
+
+def _check_channels(x: jax.Array, expected: int, layer: str) -> None:
+    if x.shape[-1] != expected:
+        raise ValueError(
+            f"inputs: {layer} was initialised for {expected} input channels, got inputs of "
+            f"shape {tuple(x.shape)} with {x.shape[-1]} channels"
+        )
+
+
+def _check_axes(batch_axis: int, channel_axis: int) -> None:
+    if batch_axis != 0 or channel_axis not in (-1,):
+        raise NotImplementedError(
+            f"batch_axis={batch_axis}, channel_axis={channel_axis}: infattn supports batch-first, "
+            "channels-last layouts only (batch_axis=0, channel_axis=-1)"
+        )
