@@ -97,9 +97,7 @@ def pair_mask(m1: Array, m2: Array, diagonal_batch: bool = False) -> Array:
     return a | b
 
 
-def outer_per_position(
-    v1: Array, v2: Array, diagonal_batch: bool = False
-) -> tuple[Array, Array]:
+def outer_per_position(v1: Array, v2: Array, diagonal_batch: bool = False) -> tuple[Array, Array]:
     """Broadcast per-position values to the interleaved kernel layout.
 
     ``v1``: ``(N1, *spatial)``, ``v2``: ``(N2, *spatial)``. Returns ``(A, B)``

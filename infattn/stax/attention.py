@@ -71,7 +71,7 @@ def to_positions(m: Array | None, batch_ndim: int) -> Array | None:
     size = 1
     for s in m.shape[batch_ndim::2]:
         size *= s
-    return jnp.transpose(m, order).reshape(m.shape[:batch_ndim] + (size, size))
+    return jnp.transpose(m, order).reshape((*m.shape[:batch_ndim], size, size))
 
 
 def from_positions(m: Array | None, batch_ndim: int, spatial: tuple[int, ...]) -> Array | None:
@@ -131,12 +131,20 @@ def GlobalSelfAttention(
       infinite-head kernel under standard scaling (``linear_scaling=False``)
       with SOFTMAX, ABS or RELU; results are deterministic given them.
     """
-    for value, name in ((n_chan_out, "n_chan_out"), (n_chan_key, "n_chan_key"),
-                        (n_chan_val, "n_chan_val"), (n_heads, "n_heads")):
+    for value, name in (
+        (n_chan_out, "n_chan_out"),
+        (n_chan_key, "n_chan_key"),
+        (n_chan_val, "n_chan_val"),
+        (n_heads, "n_heads"),
+    ):
         check_width(value, name)
-    for value, name in ((W_key_std, "W_key_std"), (W_value_std, "W_value_std"),
-                        (W_query_std, "W_query_std"), (W_out_std, "W_out_std"),
-                        (W_pos_emb_std, "W_pos_emb_std")):
+    for value, name in (
+        (W_key_std, "W_key_std"),
+        (W_value_std, "W_value_std"),
+        (W_query_std, "W_query_std"),
+        (W_out_std, "W_out_std"),
+        (W_pos_emb_std, "W_pos_emb_std"),
+    ):
         check_std(value, name)
     check_std(b_std, "b_std", optional=True)
     mechanism = check_choice(attention_mechanism, MECHANISMS, "attention_mechanism")
@@ -181,13 +189,17 @@ def GlobalSelfAttention(
         if emb != "NONE":
             pos = jax.random.normal(kp, (1, *input_shape[1:-1], n_pe(n_in)))
             if pos_emb_decay_fn is not None:
-                positional.cholesky_factor(tuple(input_shape[1:-1]), pos_emb_p_norm, pos_emb_decay_fn)
+                positional.cholesky_factor(
+                    tuple(input_shape[1:-1]), pos_emb_p_norm, pos_emb_decay_fn
+                )
         params = {
             "query": None if tied else jax.random.normal(kq, (n_heads, n_qk, n_chan_key)),
             "key": jax.random.normal(kk, (n_heads, n_qk, n_chan_key)),
             "value": jax.random.normal(kv, (n_heads, n_v, n_chan_val)),
             "out": jax.random.normal(ko, (n_heads * n_chan_val, n_chan_out)),
-            "bias": None if b_std is None else jax.random.normal(kb, (1,) * (len(input_shape) - 1) + (n_chan_out,)),
+            "bias": None
+            if b_std is None
+            else jax.random.normal(kb, (1,) * (len(input_shape) - 1) + (n_chan_out,)),
             "pos_emb": pos,
         }
         return (*input_shape[:-1], n_chan_out), params
@@ -225,7 +237,9 @@ def GlobalSelfAttention(
         scale = qk_std / (x_qk.shape[-1] * n_chan_key ** (1.0 if linear_scaling else 0.5))
         logits = scale * jnp.einsum("hnak,hnbk->hnab", queries, keys)
         key_mask = None if mask is None else mask.reshape(1, n, 1, -1)
-        heads = jnp.einsum("hnab,hnbv->npvh", attention_weights(logits, key_mask, mechanism), values)
+        heads = jnp.einsum(
+            "hnab,hnbv->npvh", attention_weights(logits, key_mask, mechanism), values
+        )
         out = heads.reshape(n, heads.shape[1], -1) @ params["out"]
         out = out * (ov_std / (n_chan_val * n_heads * x_v.shape[-1]) ** 0.5)
         out = out.reshape(n, *spatial, n_chan_out)
@@ -240,10 +254,17 @@ def GlobalSelfAttention(
         w_in, w_pe = positional.mixing_weights(emb, k.shape1[-1], n_chan_pos_emb, W_pos_emb_std)
         m1 = None if k.mask1 is None else k.mask1.reshape(k.mask1.shape[0], -1)
         m2 = None if k.mask1 is None else k.mask2_or_mask1().reshape(-1, m1.shape[1])
-        flat = {name: to_positions(getattr(k, name), 1 if name.startswith("cov") else 2)
-                for name in ("nngp", "ntk", "cov1", "cov2")}
-        R = None if emb == "NONE" else jnp.asarray(
-            positional.covariance(spatial, pos_emb_p_norm, pos_emb_decay_fn), k.nngp.dtype)
+        flat = {
+            name: to_positions(getattr(k, name), 1 if name.startswith("cov") else 2)
+            for name in ("nngp", "ntk", "cov1", "cov2")
+        }
+        R = (
+            None
+            if emb == "NONE"
+            else jnp.asarray(
+                positional.covariance(spatial, pos_emb_p_norm, pos_emb_decay_fn), k.nngp.dtype
+            )
+        )
 
         def mix(mat, mask_a, mask_b, batch_ndim):
             """``w_in * mat + w_pe * R`` with R zeroed at masked positions."""
@@ -256,8 +277,12 @@ def GlobalSelfAttention(
                 r = jnp.where(a | b, 0.0, r)
             return w_in * mat + w_pe * r
 
-        s = {"nngp": mix(flat["nngp"], m1, m2, 2), "ntk": mix(flat["ntk"], m1, m2, 2),
-             "cov1": mix(flat["cov1"], m1, m1, 1), "cov2": mix(flat["cov2"], m2, m2, 1)}
+        s = {
+            "nngp": mix(flat["nngp"], m1, m2, 2),
+            "ntk": mix(flat["ntk"], m1, m2, 2),
+            "cov1": mix(flat["cov1"], m1, m1, 1),
+            "cov2": mix(flat["cov2"], m2, m2, 1),
+        }
         v = s if val_pos_emb else flat
         if linear_scaling:
             out = _linear_kernel(flat, s, v, m1, m2, k.cov2 is None)
@@ -279,12 +304,19 @@ def GlobalSelfAttention(
     def _linear_kernel(flat, s, v, m1, m2, same):
         qk = qk_std if tied else 0.0
         G1 = attention_weights(qk * s["cov1"], None if m1 is None else m1[:, None, :], mechanism)
-        G2 = G1 if same else attention_weights(
-            qk * s["cov2"], None if m2 is None else m2[:, None, :], mechanism)
+        G2 = (
+            G1
+            if same
+            else attention_weights(
+                qk * s["cov2"], None if m2 is None else m2[:, None, :], mechanism
+            )
+        )
         pair = v["nngp"] if v["ntk"] is None else jnp.stack([v["nngp"], v["ntk"]])
         pair = sandwich(G1, pair, G2)
         nngp = affine(pair if v["ntk"] is None else pair[0], ov_std, b_std)
-        ntk = None if v["ntk"] is None else ov_std**2 * (pair[1] + 2 * pair[0]) + (b_std or 0.0) ** 2
+        ntk = (
+            None if v["ntk"] is None else ov_std**2 * (pair[1] + 2 * pair[0]) + (b_std or 0.0) ** 2
+        )
         cov1 = affine(_self_sandwich(G1, v["cov1"]), ov_std, b_std)
         cov2 = None if same else affine(_self_sandwich(G2, v["cov2"]), ov_std, b_std)
         return {"nngp": nngp, "ntk": ntk, "cov1": cov1, "cov2": cov2}
@@ -297,7 +329,9 @@ def GlobalSelfAttention(
         out = {
             "nngp": affine(dot(s["nngp"], v["nngp"]) * s["nngp"], std, b_std),
             "cov1": affine(dot(s["cov1"], v["cov1"]) * s["cov1"], std, b_std),
-            "cov2": None if s["cov2"] is None else affine(dot(s["cov2"], v["cov2"]) * s["cov2"], std, b_std),
+            "cov2": None
+            if s["cov2"] is None
+            else affine(dot(s["cov2"], v["cov2"]) * s["cov2"], std, b_std),
             "ntk": None,
         }
         if flat["ntk"] is not None:

@@ -61,7 +61,9 @@ def parallel(*layers: Layer) -> Layer:
         _check_branches(xs, len(parts), "inputs")
         masks = [None] * len(xs) if masks is None else masks
         kwargs.pop("rng", None)
-        out = [p.apply(w, x, m, **kwargs) for p, w, x, m in zip(parts, params, xs, masks, strict=True)]
+        out = [
+            p.apply(w, x, m, **kwargs) for p, w, x, m in zip(parts, params, xs, masks, strict=True)
+        ]
         return [o[0] for o in out], [o[1] for o in out]
 
     def kernel(ks):

@@ -110,7 +110,9 @@ def ABRelu(a: float, b: float, do_stabilize: bool = False):
         out = apply_rule(_scale(k, 1 / factor, ntk_scale=1.0), rule)
         return _scale(out, factor, ntk_scale=1.0)
 
-    return _elementwise(f"ABRelu({a}, {b})", lambda x: a * jnp.minimum(x, 0) + b * jnp.maximum(x, 0), kernel)
+    return _elementwise(
+        f"ABRelu({a}, {b})", lambda x: a * jnp.minimum(x, 0) + b * jnp.maximum(x, 0), kernel
+    )
 
 
 def Relu(do_stabilize: bool = False):

@@ -111,8 +111,18 @@ def _as_tuple(get: str | tuple[str, ...]) -> tuple[str, ...]:
     return (get,) if isinstance(get, str) else tuple(get)
 
 
-_KERNEL_FIELDS = ("nngp", "ntk", "cov1", "cov2", "mask1", "mask2", "shape1", "shape2",
-                  "is_gaussian", "x1_is_x2")
+_KERNEL_FIELDS = (
+    "nngp",
+    "ntk",
+    "cov1",
+    "cov2",
+    "mask1",
+    "mask2",
+    "shape1",
+    "shape2",
+    "is_gaussian",
+    "x1_is_x2",
+)
 
 
 @functools.lru_cache(maxsize=64)
@@ -128,7 +138,9 @@ def _select(k: Any, get: str | tuple[str, ...] | None) -> Any:
     names = _as_tuple(get)
     for name in names:
         if name not in _KERNEL_FIELDS:
-            raise ValueError(f"get: unknown kernel field {name!r}; expected one of {_KERNEL_FIELDS}")
+            raise ValueError(
+                f"get: unknown kernel field {name!r}; expected one of {_KERNEL_FIELDS}"
+            )
     if isinstance(get, str):
         return getattr(k, get)
     return _namedtuple(names)(*(getattr(k, n) for n in names))

@@ -44,6 +44,7 @@ def linear_kernel(
     transform=lambda m, batch_ndim: m,
 ) -> Kernel:
     """Shared rule of Dense and Conv: ``transform`` is the spatial part (identity for Dense)."""
+
     def lin(m, batch_ndim):
         return None if m is None else transform(m, batch_ndim)
 
@@ -79,7 +80,9 @@ def Dense(
     check_width(out_dim, "out_dim")
     check_std(W_std, "W_std")
     check_std(b_std, "b_std", optional=True)
-    parameterization = check_choice(parameterization.lower(), _PARAMETERIZATIONS, "parameterization")
+    parameterization = check_choice(
+        parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
+    )
     _check_axes(batch_axis, channel_axis)
 
     def init(rng, input_shape):
@@ -87,7 +90,11 @@ def Dense(
         width = out_dim * (s[1] if parameterization == "standard" else 1)
         k1, k2 = jax.random.split(rng)
         W = jax.random.normal(k1, (n_in, width))
-        b = None if b_std is None else jax.random.normal(k2, (1,) * (len(input_shape) - 1) + (width,))
+        b = (
+            None
+            if b_std is None
+            else jax.random.normal(k2, (1,) * (len(input_shape) - 1) + (width,))
+        )
         if parameterization == "standard":
             W = W * W_std / (n_in / s[0]) ** 0.5
             b = None if b is None else b * b_std
@@ -138,9 +145,13 @@ def Conv(
         raise ValueError(f"filter_shape: expected positive integers, got {filter_shape!r}")
     strides = (1,) * len(filter_shape) if strides is None else tuple(strides)
     if len(strides) != len(filter_shape) or any(t < 1 for t in strides):
-        raise ValueError(f"strides: expected {len(filter_shape)} positive integers, got {strides!r}")
+        raise ValueError(
+            f"strides: expected {len(filter_shape)} positive integers, got {strides!r}"
+        )
     padding = check_choice(padding.upper(), ("VALID", "SAME"), "padding")
-    parameterization = check_choice(parameterization.lower(), _PARAMETERIZATIONS, "parameterization")
+    parameterization = check_choice(
+        parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
+    )
     if dimension_numbers is not None and not (
         dimension_numbers[0].startswith("N") and dimension_numbers[0].endswith("C")
     ):

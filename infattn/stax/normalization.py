@@ -21,7 +21,9 @@ from infattn.stax.validation import check_std
 Array = jax.Array
 
 
-def masked_mean(x: Array, axis: tuple[int, ...], mask: Array | None, keepdims: bool = False) -> Array:
+def masked_mean(
+    x: Array, axis: tuple[int, ...], mask: Array | None, keepdims: bool = False
+) -> Array:
     """Mean over ``axis`` of the entries where ``mask`` is False (0 if none are)."""
     if mask is None:
         return jnp.mean(x, axis=axis, keepdims=keepdims)

@@ -38,7 +38,9 @@ def covariance(
 
 
 @functools.lru_cache(maxsize=32)
-def _cholesky(spatial_shape: tuple[int, ...], p_norm: float, decay_fn: Callable | None) -> np.ndarray:
+def _cholesky(
+    spatial_shape: tuple[int, ...], p_norm: float, decay_fn: Callable | None
+) -> np.ndarray:
     R = _covariance(spatial_shape, p_norm, decay_fn)
     eigmin = float(np.linalg.eigvalsh(R).min()) if R.size else 1.0
     if not np.allclose(R, R.T) or eigmin <= 1e-10 * max(1.0, float(np.abs(R).max())):

@@ -11,7 +11,12 @@ def check_std(value: Any, name: str, optional: bool = False) -> None:
     """A standard deviation: a finite, non-negative number (or ``None`` when optional)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         allowed = "a finite non-negative number" + (" or None" if optional else "")
         raise ValueError(f"{name}: expected {allowed}, got {value!r}")
 

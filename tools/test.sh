@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: install (idempotent), build the reference neural-tangents
+# environment, regenerate the reference kernels, then lint and run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+bash tools/reference/setup_env.sh
+REF_ENV=${INFATTN_REF_ENV:-.cache/ntref}
+export INFATTN_REF_DIR=${INFATTN_REF_DIR:-.cache/reference}
+echo "== regenerating reference kernels with neural-tangents 0.6.5"
+"$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR"
+echo "== ruff"
+.venv/bin/ruff check infattn tests tools benchmarks
+echo "== pytest"
+.venv/bin/python -m pytest -q "$@"
