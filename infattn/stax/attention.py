@@ -238,7 +238,7 @@ def GlobalSelfAttention(
         logits = scale * jnp.einsum("hnak,hnbk->hnab", queries, keys)
         key_mask = None if mask is None else mask.reshape(1, n, 1, -1)
         heads = jnp.einsum(
-            "hnab,hnbv->npvh", attention_weights(logits, key_mask, mechanism), values
+            "hnab,hnbv->navh", attention_weights(logits, key_mask, mechanism), values
         )
         out = heads.reshape(n, heads.shape[1], -1) @ params["out"]
         out = out * (ov_std / (n_chan_val * n_heads * x_v.shape[-1]) ** 0.5)
