@@ -108,10 +108,10 @@ def test_decay_function_not_positive_definite():
     def bad_decay(d):
         return 1.0 + 0.0 * d  # rank-one covariance: every position identical
 
-    init_fn, apply_fn, kernel_fn = stax.GlobalSelfAttention(
+    init_fn, _, kernel_fn = stax.GlobalSelfAttention(
         4, 4, 4, 1, pos_emb_type="SUM", pos_emb_decay_fn=bad_decay
     )
-    with pytest.raises(ValueError, match="pos_emb_decay_fn: .* not positive definite"):
+    with pytest.raises(ValueError, match=r"pos_emb_decay_fn: .* not positive definite"):
         init_fn(jax.random.PRNGKey(0), X.shape)
     kernel_fn(X)  # the infinite-width kernel only needs R to be a covariance
 
@@ -138,5 +138,5 @@ def test_unknown_get_field():
 
 def test_combinator_rejects_foreign_layers():
     foreign = (lambda rng, s: (s, ()), lambda p, x: x, lambda x1, x2=None, get=None: None)
-    with pytest.raises(TypeError, match="not built by infattn.stax"):
+    with pytest.raises(TypeError, match=r"not built by infattn\.stax"):
         stax.serial(stax.Dense(3), foreign)
