@@ -1,0 +1,52 @@
+"""Timing helpers shared by ``kernel_speed.py`` (main env) and ``_nt_timing.py`` (reference env).
+
+Imports only numpy and the standard library at module level; jax is passed in.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+GET = ("nngp", "ntk")
+
+
+def make_inputs(n: int, length: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Deterministic float32 inputs of shape ``(n, length, channels)``."""
+    return np.random.RandomState(seed).standard_normal((n, length, channels)).astype(np.float32)
+
+
+def _call(jitted: Any, x: Any) -> Any:
+    out = jitted(x, None, get=GET)
+    for leaf in out:
+        leaf.block_until_ready()
+    return out
+
+
+def time_kernel_fn(jax: Any, kernel_fn: Any, x: np.ndarray, repeats: int) -> dict[str, Any]:
+    """First call (compile + run) and the median of ``repeats`` further calls, in seconds.
+
+    ``kernel_fn`` is wrapped in ``jax.jit(kernel_fn, static_argnames='get')`` and called as
+    ``kernel_fn(x, None, get=('nngp', 'ntk'))``; returns the timings and the outputs.
+    """
+    jitted = jax.jit(kernel_fn, static_argnames="get")
+    x = jax.numpy.asarray(x)
+    start = time.perf_counter()
+    out = _call(jitted, x)
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = _call(jitted, x)
+        runs.append(time.perf_counter() - start)
+    return {
+        "first_s": first,
+        "steady_s": statistics.median(runs),
+        "runs_s": runs,
+        "dtype": str(np.asarray(out[0]).dtype),
+        "backend": jax.default_backend(),
+        "outputs": {key: np.asarray(value) for key, value in zip(GET, out, strict=True)},
+    }

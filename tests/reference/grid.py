@@ -1,0 +1,640 @@
+"""The grid of networks and inputs on which infattn is compared with neural-tangents 0.6.5.
+
+This module is imported by *both* environments: the pinned reference environment
+(``tools/reference/dump.py`` runs neural-tangents on it) and the main environment
+(``tests/reference/test_parity.py`` runs infattn on it). It therefore imports only
+numpy and the standard library, never ``infattn`` nor ``neural_tangents``.
+
+A network is plain data: a tree of :class:`Layer` records naming a ``stax`` function
+and its arguments. ``case.build(stax)`` turns the tree into ``(init_fn, apply_fn,
+kernel_fn)`` with whichever ``stax`` module is passed in, so both libraries see the
+very same architecture. ``case.spec`` is a stable text description used to detect
+stale reference dumps.
+
+Every architecture is expanded into four cases: ``x2=None`` or a second batch
+(``N1=3``, ``N2=2``), each with and without masked (padded) inputs. Padding fills
+trailing positions (row-major over the spatial axes) of some examples with
+``mask_constant`` across all channels; no example is ever fully masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+N1 = 3
+N2 = 2
+IMAGE = (3, 4)
+
+
+# --------------------------------------------------------------------------- decay functions
+# Module-level named functions (not lambdas) so that case names and specs are stable.
+# They use Python operators only, so they work on numpy arrays, jax arrays and tracers.
+
+
+def inverse_quadratic(d: Any) -> Any:
+    """Positional-embedding decay ``1 / (1 + d^2)``."""
+    return 1.0 / (1.0 + d**2)
+
+
+def exponential(d: Any) -> Any:
+    """Positional-embedding decay ``exp(-d / 2)``."""
+    return math.exp(-0.5) ** d
+
+
+# --------------------------------------------------------------------------- layers as data
+
+
+def _describe(value: Any) -> str:
+    """A stable text form of a layer argument (functions by name)."""
+    if isinstance(value, Layer):
+        return value.describe()
+    if callable(value):
+        return value.__name__
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    return repr(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """A ``stax`` call as data: ``getattr(stax, name)(*args, **kwargs)``.
+
+    Arguments that are themselves :class:`Layer` records are built first.
+    """
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def build(self, stax: Any) -> Any:
+        """Build this layer with the given ``stax`` module."""
+        args = [a.build(stax) if isinstance(a, Layer) else a for a in self.args]
+        return getattr(stax, self.name)(*args, **dict(self.kwargs))
+
+    def describe(self) -> str:
+        """Text form, e.g. ``Dense(4, W_std=1.3)``."""
+        parts = [_describe(a) for a in self.args]
+        parts += [f"{k}={_describe(v)}" for k, v in self.kwargs]
+        return f"{self.name}({', '.join(parts)})"
+
+
+def L(name: str, *args: Any, **kwargs: Any) -> Layer:
+    """Shorthand constructor for :class:`Layer`."""
+    return Layer(name, tuple(args), tuple(kwargs.items()))
+
+
+def serial(*layers: Layer) -> Layer:
+    """``stax.serial`` of the given layers."""
+    return L("serial", *layers)
+
+
+def residual(branch: Layer) -> Layer:
+    """``x + branch(x)`` via ``FanOut(2)``, ``parallel(Identity(), branch)``, ``FanInSum()``."""
+    return serial(L("FanOut", 2), L("parallel", L("Identity"), branch), L("FanInSum"))
+
+
+def attention(width: int, **kwargs: Any) -> Layer:
+    """``GlobalSelfAttention`` with output, key and value widths all ``width``."""
+    kwargs.setdefault("n_heads", 1)
+    return L("GlobalSelfAttention", n_chan_out=width, n_chan_key=width, n_chan_val=width, **kwargs)
+
+
+def transformer_block(width: int, attn: dict[str, Any]) -> Layer:
+    """Residual attention, LayerNorm, residual Dense-Relu-Dense, LayerNorm."""
+    mlp = serial(L("Dense", width, b_std=0.1), L("Relu"), L("Dense", width))
+    return serial(
+        residual(attention(width, **attn)),
+        L("LayerNorm"),
+        residual(mlp),
+        L("LayerNorm"),
+    )
+
+
+def transformer(depth: int, width: int, attn: dict[str, Any]) -> Layer:
+    """Dense embedding, ``depth`` transformer blocks, GlobalAvgPool, Dense(1)."""
+    blocks = [transformer_block(width, attn) for _ in range(depth)]
+    return serial(L("Dense", width), *blocks, L("GlobalAvgPool"), L("Dense", 1, b_std=0.05))
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A network together with the shape of one input example ``spatial + (channels,)``.
+
+    ``masked_net`` (default ``net``) is the network of the masked variants: NT rejects
+    positional embeddings on a raw masked input (the input mask is per channel), so those
+    variants put a Dense layer in front of the attention.
+    """
+
+    name: str
+    net: Layer
+    spatial: tuple[int, ...]
+    channels: int
+    mask_constant: float = 0.0
+    masked_net: Layer | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One reference computation: a network, inputs and an optional mask constant."""
+
+    name: str
+    net: Layer
+    spatial: tuple[int, ...]
+    channels: int
+    with_x2: bool
+    mask_constant: float | None
+
+    def build(self, stax: Any) -> Any:
+        """``(init_fn, apply_fn, kernel_fn)`` of this case's network in ``stax``."""
+        return self.net.build(stax)
+
+    @property
+    def seed(self) -> int:
+        """A seed derived from the case name only (independent of grid order)."""
+        return zlib.crc32(self.name.encode())
+
+    @property
+    def spec(self) -> str:
+        """Stable description of everything that determines the reference kernels."""
+        return (
+            f"{self.net.describe()} | spatial={self.spatial} channels={self.channels} "
+            f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}"
+        )
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Deterministic float64 inputs ``(x1, x2)``; ``x2`` is ``None`` unless ``with_x2``."""
+        rng = np.random.RandomState(self.seed)
+        x1 = self._batch(rng, N1, masked_counts=(0, 2, 1))
+        if not self.with_x2:
+            return x1, None
+        size = math.prod(self.spatial)
+        x2 = self._batch(rng, N2, masked_counts=(size // 2, 0))
+        return x1, x2
+
+    def _batch(
+        self, rng: np.random.RandomState, n: int, masked_counts: Sequence[int]
+    ) -> np.ndarray:
+        """``n`` Gaussian examples; trailing positions padded when masking is on."""
+        x = rng.standard_normal((n, *self.spatial, self.channels))
+        if self.mask_constant is None:
+            return x
+        flat = x.reshape(n, -1, self.channels)
+        for i, count in enumerate(masked_counts):
+            if count:
+                flat[i, flat.shape[1] - count :, :] = self.mask_constant
+        return flat.reshape(x.shape)
+
+
+def expand(arch: Arch) -> Iterator[Case]:
+    """The four cases of an architecture: ``x2`` None/given x masked/unmasked."""
+    for with_x2 in (False, True):
+        for masked in (False, True):
+            suffix = ("x12" if with_x2 else "x11") + ("_masked" if masked else "")
+            yield Case(
+                name=f"{arch.name}__{suffix}",
+                net=(arch.masked_net or arch.net) if masked else arch.net,
+                spatial=arch.spatial,
+                channels=arch.channels,
+                with_x2=with_x2,
+                mask_constant=arch.mask_constant if masked else None,
+            )
+
+
+# --------------------------------------------------------------------------- architectures
+
+
+def _seq(length: int, channels: int = 3) -> dict[str, Any]:
+    return {"spatial": (length,), "channels": channels}
+
+
+def _img(channels: int = 3) -> dict[str, Any]:
+    return {"spatial": IMAGE, "channels": channels}
+
+
+def dense_archs() -> list[Arch]:
+    """Dense in both parameterisations, with and without bias."""
+    standard = {"parameterization": "standard"}
+    return [
+        Arch("dense_ntk", L("Dense", 4, W_std=1.3), **_seq(5, 3)),
+        Arch("dense_ntk_b", L("Dense", 4, W_std=1.3, b_std=0.4), **_seq(6, 4)),
+        Arch("dense_standard", L("Dense", 5, W_std=1.2, **standard), **_seq(7, 3)),
+        Arch("dense_standard_b", L("Dense", 5, W_std=1.2, b_std=0.3, **standard), **_seq(5, 4)),
+        Arch(
+            "dense_standard_deep",
+            serial(
+                L("Dense", 6, b_std=0.2, **standard),
+                L("Relu"),
+                L("Dense", 3, W_std=1.1, b_std=0.2, **standard),
+            ),
+            **_seq(6, 3),
+            mask_constant=-2.5,
+        ),
+        Arch("dense_img", L("Dense", 4, W_std=0.9, b_std=0.3), **_img()),
+    ]
+
+
+NONLINEARITIES: dict[str, Layer] = {
+    "relu": L("Relu"),
+    "leaky_relu": L("LeakyRelu", 0.1),
+    "abrelu": L("ABRelu", -0.4, 1.3),
+    "abs": L("Abs"),
+    "erf": L("Erf"),
+    "erf_abc": L("Erf", a=1.2, b=0.6, c=0.3),
+    "gelu": L("Gelu"),
+}
+
+
+def elementwise_archs() -> list[Arch]:
+    """Every nonlinearity between two Dense layers; a few on images."""
+    archs = []
+    for i, (name, phi) in enumerate(NONLINEARITIES.items()):
+        net = serial(L("Dense", 7, W_std=1.4, b_std=0.3), phi, L("Dense", 3, W_std=0.9, b_std=0.2))
+        archs.append(Arch(f"act_{name}", net, **_seq(5 + i % 3, 3 + i % 2)))
+    for name in ("relu", "erf", "gelu"):
+        net = serial(L("Dense", 5, W_std=1.2, b_std=0.1), NONLINEARITIES[name], L("Dense", 2))
+        archs.append(Arch(f"act_{name}_img", net, **_img(), mask_constant=-2.5))
+    return archs
+
+
+def layernorm_archs() -> list[Arch]:
+    """LayerNorm (default axis and eps) after Gaussian layers."""
+    return [
+        Arch("layernorm", serial(L("Dense", 6, b_std=0.5), L("LayerNorm")), **_seq(6, 3)),
+        Arch(
+            "layernorm_mlp",
+            serial(
+                L("Dense", 6),
+                L("Relu"),
+                L("Dense", 4, b_std=0.3),
+                L("LayerNorm"),
+                L("Relu"),
+                L("Dense", 1),
+            ),
+            **_seq(5, 4),
+        ),
+        Arch("layernorm_img", serial(L("Dense", 5, W_std=1.5), L("LayerNorm")), **_img()),
+    ]
+
+
+def combinator_archs() -> list[Arch]:
+    """serial, parallel, FanOut, FanInSum and Identity."""
+    return [
+        Arch(
+            "residual_relu",
+            serial(L("Dense", 5, b_std=0.2), residual(serial(L("Relu"), L("Dense", 5, b_std=0.1)))),
+            **_seq(6, 3),
+        ),
+        Arch(
+            "fanout3_layernorm",
+            serial(
+                L("Dense", 6),
+                L("FanOut", 3),
+                L(
+                    "parallel",
+                    L("Dense", 6, W_std=0.8),
+                    serial(L("Erf"), L("Dense", 6)),
+                    L("Identity"),
+                ),
+                L("FanInSum"),
+                L("LayerNorm"),
+            ),
+            **_seq(5, 4),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "nested_serial_identity",
+            serial(
+                serial(L("Dense", 4), L("Relu")),
+                serial(
+                    L("Dense", 3, b_std=0.3),
+                    L("FanOut", 2),
+                    L("parallel", L("Identity"), L("Identity")),
+                    L("FanInSum"),
+                ),
+            ),
+            **_seq(7, 3),
+        ),
+        Arch(
+            "parallel_on_input",
+            serial(
+                L("FanOut", 2),
+                L("parallel", L("Dense", 3), L("Dense", 3, W_std=0.7, b_std=0.4)),
+                L("FanInSum"),
+            ),
+            **_seq(5, 3),
+        ),
+    ]
+
+
+def conv_archs() -> list[Arch]:
+    """1-D and 2-D Conv: SAME/VALID, strides, 2 and 3 wide filters (2x2, 3x3 in 2-D)."""
+    return [
+        Arch("conv1d_valid", L("Conv", 4, (2,), padding="VALID"), **_seq(7, 3)),
+        Arch(
+            "conv1d_same_strided",
+            serial(
+                L("Conv", 4, (3,), padding="SAME", b_std=0.2),
+                L("Relu"),
+                L("Conv", 3, (2,), strides=(2,), padding="VALID"),
+            ),
+            **_seq(7, 3),
+        ),
+        Arch(
+            "conv1d_standard",
+            L(
+                "Conv",
+                5,
+                (3,),
+                strides=(2,),
+                padding="SAME",
+                W_std=1.3,
+                parameterization="standard",
+            ),
+            **_seq(6, 4),
+        ),
+        Arch(
+            "conv1d_pool",
+            serial(
+                L("Conv", 4, (2,), padding="SAME"),
+                L("Relu"),
+                L("GlobalAvgPool"),
+                L("Dense", 1, b_std=0.1),
+            ),
+            **_seq(6, 3),
+            mask_constant=-2.5,
+        ),
+        Arch("conv2d_valid", L("Conv", 4, (2, 2), padding="VALID"), **_img()),
+        Arch(
+            "conv2d_same_strided",
+            serial(
+                L("Conv", 4, (3, 3), padding="SAME", b_std=0.1),
+                L("Erf"),
+                L("Conv", 3, (2, 2), strides=(1, 2), padding="VALID"),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "conv2d_flatten",
+            serial(
+                L("Conv", 5, (3, 3), strides=(2, 2), padding="SAME"),
+                L("Relu"),
+                L("Flatten"),
+                L("Dense", 1),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "conv2d_standard_pool",
+            serial(
+                L("Conv", 4, (2, 2), padding="SAME", b_std=0.2, parameterization="standard"),
+                L("Gelu"),
+                L("GlobalAvgPool"),
+                L("Dense", 2, b_std=0.1),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "conv2d_attention",
+            serial(
+                L("Conv", 6, (2, 2), padding="SAME"),
+                attention(6, n_heads=2),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+        ),
+    ]
+
+
+def pooling_archs() -> list[Arch]:
+    """GlobalAvgPool and Flatten on sequences and images."""
+    return [
+        Arch("pool_avg", serial(L("Dense", 5, b_std=0.3), L("GlobalAvgPool")), **_seq(6, 3)),
+        Arch(
+            "pool_flatten_dense",
+            serial(L("Dense", 5), L("Relu"), L("Flatten"), L("Dense", 2, b_std=0.2)),
+            **_seq(5, 4),
+        ),
+        Arch("pool_flatten_img", serial(L("Dense", 4, b_std=0.2), L("Flatten")), **_img()),
+        Arch(
+            "pool_avg_img",
+            serial(L("Dense", 4), L("Abs"), L("GlobalAvgPool"), L("Dense", 1)),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
+MECHANISMS: tuple[tuple[str, bool], ...] = (
+    ("SOFTMAX", True),
+    ("IDENTITY", True),
+    ("ABS", True),
+    ("RELU", True),
+    ("IDENTITY", False),  # NT has no closed form for the others at 1/sqrt(d) scaling
+)
+
+POS_EMBS: dict[str, dict[str, Any]] = {
+    "pe_none": {"pos_emb_type": "NONE"},
+    "pe_sum": {"pos_emb_type": "SUM"},
+    "pe_sum_invquad_val": {
+        "pos_emb_type": "SUM",
+        "pos_emb_decay_fn": inverse_quadratic,
+        "pos_emb_p_norm": 2,
+        "W_pos_emb_std": 0.7,
+        "val_pos_emb": True,
+    },
+    "pe_sum_exp_p1": {"pos_emb_type": "SUM", "pos_emb_decay_fn": exponential, "pos_emb_p_norm": 1},
+    "pe_concat_val": {"pos_emb_type": "CONCAT", "val_pos_emb": True},
+    "pe_concat5_invquad_p1": {
+        "pos_emb_type": "CONCAT",
+        "n_chan_pos_emb": 5,
+        "pos_emb_decay_fn": inverse_quadratic,
+        "pos_emb_p_norm": 1,
+        "W_pos_emb_std": 1.3,
+    },
+    "pe_concat2_exp_val": {
+        "pos_emb_type": "CONCAT",
+        "n_chan_pos_emb": 2,
+        "pos_emb_decay_fn": exponential,
+        "pos_emb_p_norm": 2,
+        "val_pos_emb": True,
+    },
+}
+
+WEIGHT_STDS: tuple[dict[str, Any], ...] = (
+    {"n_heads": 1},
+    {
+        "n_heads": 3,
+        "W_key_std": 1.3,
+        "W_query_std": 0.8,
+        "W_value_std": 1.1,
+        "W_out_std": 0.9,
+        "b_std": 0.2,
+    },
+    {"n_heads": 2, "W_key_std": 0.7, "W_query_std": 1.5, "W_value_std": 0.6, "W_out_std": 1.4},
+)
+
+
+def _attention_net(width: int, attn: dict[str, Any], index: int, raw: bool) -> Layer:
+    """Attention on the raw input or after a Dense layer; sometimes followed by Relu-Dense."""
+    layers = [] if raw else [L("Dense", width, b_std=0.1)]
+    layers.append(attention(width, **attn))
+    if index % 4 == 3:
+        layers += [L("Relu"), L("Dense", 2)]
+    return serial(*layers)
+
+
+def _attention_arch(name: str, attn: dict[str, Any], index: int, data: dict[str, Any]) -> Arch:
+    """Even indices attend to the raw input (masked variants: Dense first if positional)."""
+    width = 5 if len(data["spatial"]) == 1 else 4
+    raw = index % 2 == 0
+    net = _attention_net(width, attn, index, raw)
+    masked_net = None
+    if raw and attn.get("pos_emb_type", "NONE") != "NONE":
+        masked_net = _attention_net(width, attn, index, raw=False)
+    mask_constant = 0.0 if len(data["spatial"]) == 1 else -2.5
+    return Arch(name, net, **data, mask_constant=mask_constant, masked_net=masked_net)
+
+
+def _mechanism_name(mechanism: str, linear_scaling: bool) -> str:
+    return mechanism.lower() + ("" if linear_scaling else "_sqrt")
+
+
+def attention_seq_archs() -> list[Arch]:
+    """Every mechanism x every positional-embedding setting on sequences."""
+    archs = []
+    index = 0
+    for mechanism, linear in MECHANISMS:
+        for pe_name, pe in POS_EMBS.items():
+            attn = {
+                "attention_mechanism": mechanism,
+                "linear_scaling": linear,
+                **pe,
+                **WEIGHT_STDS[index % len(WEIGHT_STDS)],
+            }
+            name = f"attn_{_mechanism_name(mechanism, linear)}_{pe_name}"
+            archs.append(_attention_arch(name, attn, index, _seq(5 + index % 3, 3 + index % 2)))
+            index += 1
+    return archs
+
+
+def attention_img_archs() -> list[Arch]:
+    """A selection of attention settings on 3x4 images (spatial axes flattened)."""
+    settings = [
+        ("SOFTMAX", True, "pe_none"),
+        ("SOFTMAX", True, "pe_sum_invquad_val"),
+        ("SOFTMAX", True, "pe_concat2_exp_val"),
+        ("IDENTITY", False, "pe_none"),
+        ("IDENTITY", False, "pe_sum"),
+        ("RELU", True, "pe_concat5_invquad_p1"),
+        ("ABS", True, "pe_sum_exp_p1"),
+        ("IDENTITY", True, "pe_none"),
+    ]
+    archs = []
+    for index, (mechanism, linear, pe_name) in enumerate(settings):
+        attn = {
+            "attention_mechanism": mechanism,
+            "linear_scaling": linear,
+            **POS_EMBS[pe_name],
+            **WEIGHT_STDS[index % len(WEIGHT_STDS)],
+        }
+        name = f"attn_img_{_mechanism_name(mechanism, linear)}_{pe_name}"
+        archs.append(_attention_arch(name, attn, index, _img()))
+    return archs
+
+
+def transformer_archs() -> list[Arch]:
+    """Stacks of 1 to 4 transformer blocks with several attention settings."""
+    softmax = {"attention_mechanism": "SOFTMAX", "linear_scaling": True}
+    settings: list[tuple[str, int, dict[str, Any], dict[str, Any]]] = [
+        ("softmax", 1, {**softmax, "n_heads": 2}, _seq(5, 3)),
+        ("softmax_sum_invquad", 2, {**softmax, **POS_EMBS["pe_sum_invquad_val"]}, _seq(6, 3)),
+        (
+            "identity_sqrt_sum",
+            3,
+            {"attention_mechanism": "IDENTITY", "linear_scaling": False, **POS_EMBS["pe_sum"]},
+            _seq(5, 4),
+        ),
+        (
+            "softmax_sum_invquad_b",
+            4,
+            {**softmax, "pos_emb_type": "SUM", "pos_emb_decay_fn": inverse_quadratic, "b_std": 0.1},
+            _seq(6, 3),
+        ),
+        (
+            "relu_concat_exp",
+            2,
+            {"attention_mechanism": "RELU", **POS_EMBS["pe_concat2_exp_val"]},
+            _seq(5, 3),
+        ),
+        ("abs", 4, {"attention_mechanism": "ABS", "n_heads": 2}, _seq(5, 3)),
+        ("softmax_sum_invquad_img", 2, {**softmax, **POS_EMBS["pe_sum_invquad_val"]}, _img()),
+        (
+            "identity_concat4",
+            3,
+            {"attention_mechanism": "IDENTITY", "pos_emb_type": "CONCAT", "n_chan_pos_emb": 4},
+            _seq(6, 3),
+        ),
+    ]
+    return [
+        Arch(f"transformer{depth}_{name}", transformer(depth, 6, attn), **data)
+        for name, depth, attn, data in settings
+    ]
+
+
+def architectures() -> list[Arch]:
+    """All architectures of the parity grid."""
+    return [
+        *dense_archs(),
+        *elementwise_archs(),
+        *layernorm_archs(),
+        *combinator_archs(),
+        *conv_archs(),
+        *pooling_archs(),
+        *attention_seq_archs(),
+        *attention_img_archs(),
+        *transformer_archs(),
+    ]
+
+
+def _all_cases() -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    for arch in architectures():
+        for case in expand(arch):
+            if case.name in cases:
+                raise ValueError(f"duplicate case name {case.name}")
+            cases[case.name] = case
+    return cases
+
+
+CASES: dict[str, Case] = _all_cases()
+
+
+def case_names() -> list[str]:
+    """Names of all cases, in grid order."""
+    return list(CASES)
+
+
+def get_case(name: str) -> Case:
+    """The case called ``name``."""
+    return CASES[name]
+
+
+def select(
+    substring: str | None = None, predicate: Callable[[Case], bool] | None = None
+) -> list[Case]:
+    """Cases whose name contains ``substring`` (all if ``None``) and satisfy ``predicate``."""
+    return [
+        c
+        for c in CASES.values()
+        if (substring is None or substring in c.name) and (predicate is None or predicate(c))
+    ]

@@ -1,0 +1,96 @@
+"""The parity grid itself is well formed (needs neither infattn nor neural-tangents)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _load_grid():
+    name = "infattn_reference_grid"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent / "grid.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+grid = _load_grid()
+
+
+def test_size_is_bounded() -> None:
+    assert 150 <= len(grid.CASES) <= 400
+
+
+def test_inputs_are_deterministic_float64() -> None:
+    for case in grid.CASES.values():
+        (a1, a2), (b1, b2) = case.inputs(), case.inputs()
+        assert a1.dtype == np.float64 and a1.shape == (grid.N1, *case.spatial, case.channels)
+        np.testing.assert_array_equal(a1, b1)
+        assert (a2 is None) == (not case.with_x2)
+        if a2 is not None:
+            assert a2.shape[0] == grid.N2
+            np.testing.assert_array_equal(a2, b2)
+
+
+def test_masking_pads_but_never_fully_masks() -> None:
+    for case in grid.CASES.values():
+        for x in filter(lambda v: v is not None, case.inputs()):
+            flat = x.reshape(x.shape[0], math.prod(case.spatial), case.channels)
+            if case.mask_constant is None:
+                continue
+            padded = np.all(flat == case.mask_constant, axis=-1)
+            assert np.all(np.any(flat == case.mask_constant, axis=-1) == padded)
+            assert not np.any(np.all(padded, axis=1)), case.name
+            assert np.any(padded), case.name
+
+
+def test_every_attention_option_is_covered() -> None:
+    specs = " ".join(case.spec for case in grid.CASES.values())
+    for needle in (
+        "'SOFTMAX'",
+        "'IDENTITY'",
+        "'ABS'",
+        "'RELU'",
+        "linear_scaling=False",
+        "'NONE'",
+        "'SUM'",
+        "'CONCAT'",
+        "pos_emb_p_norm=1",
+        "inverse_quadratic",
+        "exponential",
+        "n_chan_pos_emb=",
+        "W_pos_emb_std=",
+        "val_pos_emb=True",
+        "W_key_std=",
+        "W_query_std=",
+        "W_value_std=",
+        "W_out_std=",
+        "n_heads=3",
+        "'standard'",
+        "Conv(",
+        "'SAME'",
+        "'VALID'",
+        "strides=",
+        "(3, 3)",
+        "(2, 2)",
+        "LeakyRelu",
+        "ABRelu",
+        "Abs",
+        "Erf",
+        "Gelu",
+        "LayerNorm",
+        "GlobalAvgPool",
+        "Flatten",
+        "FanOut",
+        "FanInSum",
+        "parallel",
+        "Identity",
+    ):
+        assert needle in specs, needle

@@ -1,0 +1,48 @@
+"""Live parity with neural-tangents 0.6.5: infattn's kernels on every case of ``grid.py``.
+
+The reference kernels are computed in the pinned environment by ``tools/reference/dump.py``
+and read from ``$INFATTN_REF_DIR`` (default ``<repo>/.cache/reference``). A missing or stale
+reference makes the test fail (never skip) with the command that regenerates it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _load_parity():
+    name = "infattn_reference_parity"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent / "parity.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+parity = _load_parity()
+grid = parity.load_grid()
+
+
+@pytest.mark.parametrize("name", grid.case_names())
+def test_parity(name: str) -> None:
+    """nngp, ntk and cov1 agree with NT to a relative error of 1e-6 (float64)."""
+    from infattn import stax
+
+    case = grid.get_case(name)
+    ref, missing = None, ""
+    try:
+        ref = parity.load_reference(case, parity.reference_dir())
+    except parity.ReferenceError as err:
+        missing = str(err)
+    if ref is None:
+        pytest.fail(missing, pytrace=False)
+    result = parity.compare(case, ref, stax)
+    errors = ", ".join(f"{k}={v:.2e}" for k, v in result.errors.items())
+    notes = "; ".join(result.notes)
+    assert result.passed(), f"{name}: relative errors {errors} > {parity.RTOL} {notes}\n{case.spec}"
