@@ -87,13 +87,11 @@ def from_positions(m: Array | None, batch_ndim: int, spatial: tuple[int, ...]) -
 
 
 def sandwich(G1: Array, M: Array, G2: Array) -> Array:
-    """``out[..., i, j] = G1[i] @ M[..., i, j] @ G2[j]^T`` for every pair.
+    """``out[i, j] = G1[i] @ M[i, j] @ G2[j]^T`` for every pair: ``O(N1 N2 P^3)`` flops.
 
-    ``G1``: ``(N1, P, P)``, ``G2``: ``(N2, P, P)``, ``M``: ``(..., N1, N2, P, P)``.
-    Two batched matrix products, each a large GEMM (``O(N1 N2 P^3)`` flops).
+    ``G1``: ``(N1, P, P)``, ``G2``: ``(N2, P, P)``, ``M``: ``(N1, N2, P, P)``.
     """
-    left = jnp.einsum("iab,...ijbc->...ijac", G1, M)
-    return jnp.einsum("...ijac,jdc->...ijad", left, G2)
+    return jnp.einsum("iab,ijbc,jdc->ijad", G1, M, G2, optimize=True)
 
 
 def GlobalSelfAttention(
@@ -311,12 +309,13 @@ def GlobalSelfAttention(
                 qk * s["cov2"], None if m2 is None else m2[:, None, :], mechanism
             )
         )
-        pair = v["nngp"] if v["ntk"] is None else jnp.stack([v["nngp"], v["ntk"]])
-        pair = sandwich(G1, pair, G2)
-        nngp = affine(pair if v["ntk"] is None else pair[0], ov_std, b_std)
+        nngp = sandwich(G1, v["nngp"], G2)
         ntk = (
-            None if v["ntk"] is None else ov_std**2 * (pair[1] + 2 * pair[0]) + (b_std or 0.0) ** 2
+            None
+            if v["ntk"] is None
+            else affine(sandwich(G1, v["ntk"], G2) + 2 * nngp, ov_std, b_std)
         )
+        nngp = affine(nngp, ov_std, b_std)
         cov1 = affine(_self_sandwich(G1, v["cov1"]), ov_std, b_std)
         cov2 = None if same else affine(_self_sandwich(G2, v["cov2"]), ov_std, b_std)
         return {"nngp": nngp, "ntk": ntk, "cov1": cov1, "cov2": cov2}
@@ -362,7 +361,8 @@ def GlobalSelfAttention(
             "cov2": None if est.cov2 is None else affine(est.cov2, ov_std, b_std),
         }
 
-    return make_layer(init, apply, kernel, "GlobalSelfAttention")
+    monte_carlo = not linear_scaling and mechanism != "IDENTITY"
+    return make_layer(init, apply, kernel, "GlobalSelfAttention", pairwise=not monte_carlo)
 
 
 def _self_sandwich(G: Array, M: Array) -> Array:

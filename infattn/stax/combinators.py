@@ -44,7 +44,7 @@ def serial(*layers: Layer) -> Layer:
             k = p.kernel(k)
         return k
 
-    return make_layer(init, apply, kernel, "serial")
+    return make_layer(init, apply, kernel, "serial", all(p.pairwise for p in parts))
 
 
 def parallel(*layers: Layer) -> Layer:
@@ -70,7 +70,7 @@ def parallel(*layers: Layer) -> Layer:
         _check_branches(ks, len(parts), "kernel")
         return [p.kernel(k) for p, k in zip(parts, ks, strict=True)]
 
-    return make_layer(init, apply, kernel, "parallel")
+    return make_layer(init, apply, kernel, "parallel", all(p.pairwise for p in parts))
 
 
 def FanOut(num: int) -> Layer:

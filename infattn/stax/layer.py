@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infattn.kernel import Kernel
+from infattn.stax import tiling
 
 Array = jax.Array
 InitFn = Callable[..., tuple[Any, Any]]
@@ -51,13 +52,15 @@ class Parts:
     init: Callable[[Array, Any], tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
     kernel: Callable[[Kernel], Kernel]
+    pairwise: bool = True
+    """The kernel entry of a pair of inputs depends on that pair alone (see tiling)."""
 
 
 def make_layer(
-    init: Callable, apply: Callable, kernel: Callable, name: str
+    init: Callable, apply: Callable, kernel: Callable, name: str, pairwise: bool = True
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple."""
-    parts = Parts(init, apply, kernel)
+    parts = Parts(init, apply, kernel, pairwise)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
         return init(rng, input_shape)
@@ -81,11 +84,16 @@ def make_layer(
     ):
         compute_ntk = get is None or "ntk" in _as_tuple(get)
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
-            k = x1
-        else:
-            k = inputs_to_kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
-        out = kernel(k)
-        return _select(out, get)
+            return _select(kernel(x1), get)
+        k = inputs_to_kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+        t = tiling.tile_size(k.shape1[0], k.nngp[0, 0].size) if x2 is None and pairwise else None
+        if t is None:
+            return _select(kernel(k), get)
+
+        def to_kernel(a, b):
+            return inputs_to_kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+
+        return _select(tiling.symmetric_kernel(kernel, to_kernel, jnp.asarray(x1), t), get)
 
     for f in (init_fn, apply_fn, kernel_fn):
         f.__name__ = f"{name}.{f.__name__}"

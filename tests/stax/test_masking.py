@@ -62,9 +62,11 @@ def test_padding_does_not_change_unpadded_kernel(mechanism, linear):
     _, _, kernel_fn = transformer(mechanism, linear)
     short = kernel_fn(x, None, ("nngp", "ntk"))
     long = kernel_fn(padded(x, 3), None, ("nngp", "ntk"), mask_constant=PAD)
-    for name in ("nngp", "ntk"):
+    # ReLU's angle arccos(q12 / sqrt(q11 q22)) has infinite slope at q12 = sqrt(q11 q22):
+    # on the diagonal a rounding error eps in q12 moves the NTK factor by sqrt(eps) ~ 1e-8.
+    for name, rtol in (("nngp", 1e-10), ("ntk", 1e-7)):
         full = np.asarray(getattr(long, name))
-        np.testing.assert_allclose(full[..., :5, :5], getattr(short, name), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(full[..., :5, :5], getattr(short, name), rtol=rtol, atol=1e-12)
         assert np.all(full[..., 5:, :] == 0) and np.all(full[..., :, 5:] == 0)
 
 
