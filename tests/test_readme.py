@@ -1,0 +1,19 @@
+"""The README's Python examples run as written."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_blocks_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python examples"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["k"].nngp.shape == (8, 8)
+    assert namespace["y"].shape == (8, 1)
+    assert namespace["est"].mean("nngp").shape == (8, 8)
