@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -80,20 +81,21 @@ def make_layer(
         get: str | tuple[str, ...] | None = None,
         *,
         mask_constant: float | None = None,
-        **kwargs: Any,
     ):
         compute_ntk = get is None or "ntk" in _as_tuple(get)
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
             return _select(kernel(x1), get)
-        k = inputs_to_kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
-        t = tiling.tile_size(k.shape1[0], k.nngp[0, 0].size) if x2 is None and pairwise else None
-        if t is None:
-            return _select(kernel(k), get)
 
         def to_kernel(a, b):
             return inputs_to_kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
 
-        return _select(tiling.symmetric_kernel(kernel, to_kernel, jnp.asarray(x1), t), get)
+        if x2 is None and pairwise:
+            x = _as_input(x1, "x1")
+            check_finite_inputs(x, mask_constant, "x1")
+            t = tiling.tile_size(x.shape[0], math.prod(x.shape[1:-1]))
+            if t is not None:
+                return _select(tiling.symmetric_kernel(kernel, to_kernel, x, t), get)
+        return _select(kernel(to_kernel(x1, x2)), get)
 
     for f in (init_fn, apply_fn, kernel_fn):
         f.__name__ = f"{name}.{f.__name__}"

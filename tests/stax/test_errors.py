@@ -140,3 +140,9 @@ def test_combinator_rejects_foreign_layers():
     foreign = (lambda rng, s: (s, ()), lambda p, x: x, lambda x1, x2=None, get=None: None)
     with pytest.raises(TypeError, match=r"not built by infattn\.stax"):
         stax.serial(stax.Dense(3), foreign)
+
+
+def test_unknown_kernel_fn_keyword():
+    _, _, kernel_fn = stax.Dense(3)
+    with pytest.raises(TypeError, match="diagonal_spatial"):
+        kernel_fn(X, None, "nngp", diagonal_spatial=True)
