@@ -3,9 +3,10 @@
 :func:`monte_carlo_kernel_fn` is a drop-in for ``neural_tangents.monte_carlo_kernel_fn``
 (same signature, same meaning, same output layout) that
 
-* vectorises over random initialisations ("draws") with :func:`jax.vmap`, in
-  memory-bounded chunks of ``chunk_size`` draws (one compiled function per
-  chunk shape, reused across calls);
+* runs random initialisations ("draws") in memory-bounded chunks of
+  ``chunk_size`` draws, each chunk one compiled step (``jax.lax.map`` over the
+  draws, ``draws_in_parallel`` of them ``vmap``-ed together; compiled once per
+  chunk shape and reused across calls);
 * computes the NNGP and the NTK of a draw from one forward pass
   (``jax.vjp``), the NTK as a contraction of per-draw Jacobians;
 * returns, on request, the standard error of every kernel entry
@@ -49,7 +50,7 @@ Axes = int | Sequence[int]
 
 _KINDS = ("nngp", "ntk")
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
-"""Bytes of per-draw Jacobians (plus kernels) one chunk may hold when ``chunk_size=None``."""
+"""Bytes one chunk may hold (live Jacobians + per-draw kernels) when ``chunk_size=None``."""
 
 
 class NtkImplementation(enum.IntEnum):
@@ -84,7 +85,7 @@ class MonteCarloKernel(NamedTuple):
     ntk: Array
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _namedtuple(get: tuple[str, ...]) -> type:
     if get == _KINDS:
         return MonteCarloKernel
@@ -150,6 +151,17 @@ def _canonical_axes(axes: Axes, ndim: int, name: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def _zipped_order(ndim: int, trace: tuple[int, ...], diag: tuple[int, ...]) -> list[tuple]:
+    """Output axes of a kernel: per output axis ``(i, side)``, side 0 = x1's, 1 = x2's."""
+    order = []
+    for i in range(ndim):
+        if i in diag:
+            order.append((i, 0))
+        elif i not in trace:
+            order.extend(((i, 0), (i, 1)))
+    return order
+
+
 def _contract(a: Array, b: Array, ndim: int, trace: tuple[int, ...],
               diag: tuple[int, ...]) -> Array:
     """``<a, b>`` over ``trace`` and over all axes past the first ``ndim``.
@@ -157,27 +169,33 @@ def _contract(a: Array, b: Array, ndim: int, trace: tuple[int, ...],
     ``a``: ``(*out1, *rest)``, ``b``: ``(*out2, *rest)`` with ``len(out) == ndim``.
     Returns the zipped layout: per output axis ``i``, nothing if ``i in trace``,
     one axis if ``i in diag``, else ``(out1[i], out2[i])``; divided by the size
-    of the traced axes.
+    of the traced axes. Done as one (batched over ``diag``) matrix product of
+    ``(kept, trace * rest)`` matrices: with the default ``trace_axes=(-1,)`` the
+    operands need no transposition, so Jacobians are read in place.
     """
-    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    la, lb, lo = [], [], []
-    for i in range(ndim):
-        x = next(letters)
-        if i in trace or i in diag:
-            la.append(x)
-            lb.append(x)
-            if i in diag:
-                lo.append(x)
-        else:
-            y = next(letters)
-            la.append(x)
-            lb.append(y)
-            lo.extend((x, y))
-    rest = [next(letters) for _ in range(a.ndim - ndim)]
-    spec = f"{''.join(la + rest)},{''.join(lb + rest)}->{''.join(lo)}"
+    kept = [i for i in range(ndim) if i not in trace and i not in diag]
+    rest = list(range(ndim, a.ndim))
+    perm = list(diag) + kept + list(trace) + rest
+    a_t, b_t = jnp.transpose(a, perm), jnp.transpose(b, perm)
+    d_shape = tuple(a.shape[i] for i in diag)
+    k1 = tuple(a.shape[i] for i in kept)
+    k2 = tuple(b.shape[i] for i in kept)
+    d, n1, n2 = math.prod(d_shape), math.prod(k1), math.prod(k2)
+    a_m = a_t.reshape(d, n1, -1)
+    b_m = b_t.reshape(d, n2, -1)
+    g = jax.lax.dot_general(a_m, b_m, (((2,), (2,)), ((0,), (0,))),
+                            precision=jax.lax.Precision.HIGHEST)
+    g = g.reshape(d_shape + k1 + k2)
+    # current axes: diag..., kept(x1)..., kept(x2)...; move to the zipped order
+    pos = {}
+    for n, i in enumerate(diag):
+        pos[(i, 0)] = n
+    for n, i in enumerate(kept):
+        pos[(i, 0)] = len(diag) + n
+        pos[(i, 1)] = len(diag) + len(kept) + n
+    g = jnp.transpose(g, [pos[o] for o in _zipped_order(ndim, trace, diag)])
     size = math.prod(a.shape[i] for i in trace)
-    out = jnp.einsum(spec, a, b, precision=jax.lax.Precision.HIGHEST)
-    return out / size
+    return g / size
 
 
 def _trace_and_diagonal(full: Array, ndim: int, trace: tuple[int, ...],
@@ -243,6 +261,7 @@ class _Config:
     diagonal_axes: Axes
     vmap_axes: Any
     implementation: NtkImplementation
+    draws_in_parallel: int = 1
 
 
 def _vmap_triple(vmap_axes: Any) -> tuple[Any, Any, dict] | None:
@@ -262,6 +281,7 @@ class _Engine:
         self.apply_fn = apply_fn
         self.cfg = cfg
         self.pass_rng = _accepts_kwarg(apply_fn, "rng")
+        self.parallel_draws = cfg.draws_in_parallel
         self._chunk = jax.jit(self._chunk_impl, static_argnames=("get", "static_kw"))
         self._reduce = jax.jit(_reduce)
 
@@ -338,7 +358,10 @@ class _Engine:
     def _chunk_impl(self, keys: Array, x1: Array, x2: Array | None, dyn_kw: dict,
                     get: tuple[str, ...], static_kw: tuple) -> dict[str, Array]:
         kw = dict(dyn_kw, **dict(static_kw))
-        return jax.vmap(lambda k: self._one_draw(k, x1, x2, kw, get))(keys)
+        one = functools.partial(self._one_draw, x1=x1, x2=x2, kw=kw, get=get)
+        if self.parallel_draws >= keys.shape[0]:
+            return jax.vmap(one)(keys)
+        return jax.lax.map(one, keys, batch_size=self.parallel_draws)
 
     # -- public to the module -------------------------------------------------------
     def chunk(self, keys: Array, x1: Array, x2: Array | None, kwargs: dict,
@@ -349,24 +372,32 @@ class _Engine:
     def reduce(self, draws: dict[str, Array], weights: Array) -> dict[str, tuple]:
         return self._reduce(draws, weights)
 
-    def bytes_per_draw(self, x1: Array, x2: Array | None, kwargs: dict,
-                       get: tuple[str, ...]) -> int:
-        """Rough memory of one draw: Jacobians (NTK) or outputs, plus kernels."""
+    def draws_per_chunk(self, x1: Array, x2: Array | None, kwargs: dict,
+                        get: tuple[str, ...], budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+        """Draws per chunk that keep one chunk's memory within ``budget`` bytes.
+
+        Within a chunk ``parallel_draws`` draws are live at once, each holding its
+        Jacobians (``outputs x parameters``) and activations (a few times the
+        parameters); every draw of the chunk keeps its kernels (exact sizes from
+        :func:`jax.eval_shape`). Between 1 and 256.
+        """
         key = jax.random.PRNGKey(0)
-        shape, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), key)
+        _, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), key)
         n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
         kw1, _ = _split_kwargs(kwargs, x2 is not None)
+        itemsize = jnp.dtype(x1.dtype).itemsize
+        dyn, static = _split_static(kwargs)
         try:
             out = jax.eval_shape(lambda p: self._f(p, x1, kw1), params)
-            n_out = math.prod(out.shape)
-        except Exception:  # pragma: no cover - size estimate only
-            n_out = math.prod(shape) if isinstance(shape, tuple) else x1.size
-        n_sets = 1 if x2 is None else 2
-        itemsize = jnp.dtype(x1.dtype).itemsize
-        per = n_sets * n_out * (n_params if "ntk" in get else 1) + 2 * n_out**2
-        # activations and their cotangents: a few times the parameters
-        per += 4 * n_params
-        return int(per * itemsize)
+            kern = jax.eval_shape(
+                lambda k: self._one_draw(k, x1, x2, dict(dyn, **dict(static)), get), key)
+        except Exception:  # let the real call raise its own error
+            return 1
+        n_out = math.prod(out.shape) * (1 if x2 is None else 2)
+        live = (n_out * (n_params if "ntk" in get else 1) + 4 * n_params) * itemsize
+        per_draw = sum(math.prod(v.shape) for v in kern.values()) * itemsize
+        free = budget - self.parallel_draws * live
+        return int(min(256, max(1, free // max(per_draw, 1))))
 
 
 def _split_static(kwargs: dict) -> tuple[dict, tuple]:
@@ -436,7 +467,7 @@ def _reduce(draws: dict[str, Array], weights: Array) -> dict[str, tuple]:
     return res
 
 
-def _combine(a: tuple, b: tuple, xp: Any) -> tuple:
+def _combine(a: tuple, b: tuple) -> tuple:
     """Chan et al.'s pairwise update of ``(count, mean, m2)``."""
     na, ma, sa = a
     nb, mb, sb = b
@@ -556,6 +587,7 @@ def monte_carlo_kernel_fn(
     *,
     chunk_size: int | None = None,
     progress: bool = False,
+    draws_in_parallel: int = 1,
 ) -> Callable[..., Any]:
     """Monte Carlo estimator of the NNGP and NTK of a finite network, with standard errors.
 
@@ -584,10 +616,15 @@ def monte_carlo_kernel_fn(
         as in neural-tangents. NTK Jacobians are then taken per example, which
         is ``N`` times cheaper; every infattn.stax layer qualifies (``0``).
       implementation: see :class:`NtkImplementation`.
-      chunk_size: draws per compiled, ``vmap``-ed step. ``None``: as many as fit
-        :data:`DEFAULT_MEMORY_BUDGET`, balanced so that the last chunk is not
-        mostly padding. Results do not depend on it (up to float rounding).
+      chunk_size: draws per compiled step (a ``jax.lax.map`` over draws; the
+        per-draw kernels of a chunk are kept for the standard errors). ``None``:
+        as many as fit :data:`DEFAULT_MEMORY_BUDGET` (at most 256), balanced so that
+        the last chunk is not mostly padding. Results do not depend on it (up to
+        float rounding).
       progress: show a ``tqdm`` progress bar over chunks.
+      draws_in_parallel: draws ``vmap``-ed together inside a chunk. ``1`` (a
+        sequential ``lax.map``) was fastest on CPU, where per-draw Jacobians are
+        large; raise it on accelerators.
 
     Returns:
       ``kernel_fn(x1, x2=None, get=None, *, return_se=False, **apply_fn_kwargs)``.
@@ -617,7 +654,10 @@ def monte_carlo_kernel_fn(
     if impl in (NtkImplementation.AUTO, NtkImplementation.STRUCTURED_DERIVATIVES):
         impl = NtkImplementation.JACOBIAN_CONTRACTION
     devices = _device_list(device_count)
-    cfg = _Config(trace_axes, diagonal_axes, vmap_axes, impl)
+    if not isinstance(draws_in_parallel, int | np.integer) or draws_in_parallel < 1:
+        raise ValueError(f"`draws_in_parallel` must be a positive integer; got "
+                         f"{draws_in_parallel}.")
+    cfg = _Config(trace_axes, diagonal_axes, vmap_axes, impl, int(draws_in_parallel))
     engine = _engine(init_fn, apply_fn, cfg)
 
     def run(x1: Any, x2: Any, get: Any, return_se: bool,
@@ -635,8 +675,7 @@ def monte_carlo_kernel_fn(
         tiles = _tiles(x1, x2, batch_size, cfg)
         n_max = counts[-1]
         if chunk_size is None:
-            per = engine.bytes_per_draw(tiles[0].x1, tiles[0].x2, apply_fn_kwargs, get_t)
-            limit = max(1, DEFAULT_MEMORY_BUDGET // max(per, 1))
+            limit = engine.draws_per_chunk(tiles[0].x1, tiles[0].x2, apply_fn_kwargs, get_t)
         else:
             limit = int(chunk_size)
         n_chunks = math.ceil(n_max / min(limit, n_max))
@@ -679,8 +718,7 @@ def monte_carlo_kernel_fn(
                             b = (int(cnt), mean, m2) if store_on_device else (
                                 int(cnt), np.asarray(mean, np.float64),
                                 np.asarray(m2, np.float64))
-                            state[kind] = _combine(state[kind], b, xp) if state[kind][0] \
-                                else b
+                            state[kind] = _combine(state[kind], b) if state[kind][0] else b
                     bar.update(stop - pos)
                     pos = stop
                     done = stop
@@ -719,13 +757,11 @@ def _tiles(x1: Array, x2: Array | None, batch_size: int, cfg: _Config) -> list[_
     n2 = n1 if x2 is None else x2.shape[0]
     if n1 % batch_size or n2 % batch_size:
         raise ValueError(f"`batch_size` {batch_size} must divide N1 = {n1} and N2 = {n2}.")
-    ndim_hint = 3  # batch is axis 0 of the outputs whatever their rank
     diag = (cfg.diagonal_axes,) if isinstance(cfg.diagonal_axes, int) else cfg.diagonal_axes
     trace = (cfg.trace_axes,) if isinstance(cfg.trace_axes, int) else cfg.trace_axes
     if 0 in trace:
         raise ValueError("`batch_size` > 0 cannot be combined with the batch axis 0 in "
                          "`trace_axes`.")
-    del ndim_hint
     b1, b2 = n1 // batch_size, n2 // batch_size
     x2_ = x1 if x2 is None else x2
     tiles = []
@@ -807,8 +843,7 @@ def empirical_kernel_draws(
     if x2 is not None:
         x2 = _check_input(x2, "x2", mask_constant)
     if chunk_size is None:
-        per = engine.bytes_per_draw(x1, x2, apply_fn_kwargs, get_t)
-        chunk_size = max(1, DEFAULT_MEMORY_BUDGET // max(per, 1))
+        chunk_size = engine.draws_per_chunk(x1, x2, apply_fn_kwargs, get_t)
     n_chunks = math.ceil(n / min(chunk_size, n))
     size = math.ceil(n / n_chunks)
     out: dict[str, list] = {k: [] for k in get_t}
