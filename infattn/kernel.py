@@ -61,14 +61,8 @@ class Kernel:
         """Spatial shape ``(L,)`` or ``(H, W)``; ``()`` after pooling."""
         return tuple(self.shape1[1:-1])
 
-    @property
-    def n_spatial(self) -> int:
-        return len(self.shape1) - 2
-
-    def cov2_or_cov1(self) -> Array:
-        return self.cov1 if self.cov2 is None else self.cov2
-
     def mask2_or_mask1(self) -> Array | None:
+        """The mask of ``x2``, which is ``x1``'s when ``x2`` is ``None``."""
         return self.mask1 if self.cov2 is None else self.mask2
 
     def remask(self) -> Kernel:
