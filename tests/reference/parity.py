@@ -8,9 +8,7 @@ here from ``$INFATTN_REF_DIR`` (default ``<repo>/.cache/reference``).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-GRID_PATH = Path(__file__).resolve().parent / "grid.py"
 KERNELS = ("nngp", "ntk", "cov1")
 RTOL = 1e-6
 TINY = 1e-30
@@ -33,19 +30,6 @@ HOW_TO_GENERATE = (
 
 class ReferenceError(LookupError):
     """The reference dump is missing, incomplete or stale; the message says how to fix it."""
-
-
-def load_grid() -> ModuleType:
-    """Import ``grid.py`` by path under a unique module name (works from any rootdir)."""
-    name = "infattn_reference_grid"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, GRID_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def reference_dir() -> Path:

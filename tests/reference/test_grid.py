@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
-
-def _load_grid():
-    name = "infattn_reference_grid"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent / "grid.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-grid = _load_grid()
+from tests.reference import grid
 
 
 def test_size_is_bounded() -> None:

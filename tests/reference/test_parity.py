@@ -7,26 +7,9 @@ reference makes the test fail (never skip) with the command that regenerates it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-
-def _load_parity():
-    name = "infattn_reference_parity"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent / "parity.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-parity = _load_parity()
-grid = parity.load_grid()
+from tests.reference import grid, parity
 
 
 @pytest.mark.parametrize("name", grid.case_names())

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import sys
@@ -33,16 +32,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 REPO = Path(__file__).resolve().parents[2]
 GRID_PATH = REPO / "tests" / "reference" / "grid.py"
-
-
-def load_grid() -> ModuleType:
-    """Import ``tests/reference/grid.py`` by path (it is not part of a package)."""
-    spec = importlib.util.spec_from_file_location("infattn_reference_grid", GRID_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def import_reference() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -122,7 +111,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    grid = load_grid()
+    sys.path.insert(0, str(REPO))
+    from tests.reference import grid  # importable in both environments
+
     jax, nt, stax = import_reference()
     cases = grid.select(args.filter)
     if not cases:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import json
 import sys
 import time
@@ -21,17 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-PARITY_PATH = Path(__file__).resolve().parents[2] / "tests" / "reference" / "parity.py"
-
-
-def load_parity() -> ModuleType:
-    """Import ``tests/reference/parity.py`` by path."""
-    spec = importlib.util.spec_from_file_location("infattn_reference_parity", PARITY_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_all(parity: ModuleType, cases: list[Any], ref_dir: Path) -> dict[str, Any]:
@@ -98,9 +87,10 @@ def save_json(path: Path, results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    parity = load_parity()
+    sys.path.insert(0, str(REPO))
+    from tests.reference import grid, parity
+
     parity.enable_x64()
-    grid = parity.load_grid()
     ref_dir = args.ref_dir or parity.reference_dir()
     start = time.perf_counter()
     results = run_all(parity, grid.select(args.filter), ref_dir)
