@@ -44,8 +44,8 @@ if [[ ! -x "$ENV_DIR/bin/python" ]]; then
   run mkdir -p "$(dirname "$ENV_DIR")"
   run "$PYTHON" -m venv "$ENV_DIR"
 fi
-run "$ENV_DIR/bin/python" -m pip install --upgrade pip
-run "$ENV_DIR/bin/python" -m pip install -r "$REQUIREMENTS"
+run "$ENV_DIR/bin/python" -m pip install -q --upgrade pip
+run "$ENV_DIR/bin/python" -m pip install -q -r "$REQUIREMENTS"
 
 if (( DRY_RUN )); then
   echo "(dry run: nothing installed)"
