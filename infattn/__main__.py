@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         mean, se = np.asarray(est.mean(kind)), np.asarray(est.se(kind))
         ref = np.asarray(getattr(exact, kind))
         for i, j in ((0, 0), (0, 1), (2, 3)):
-            print(f"{kind:6} {f'({i},{j})':6} {ref[i, j]:15.5f} {mean[i, j]:15.5f} ± {se[i, j]:.5f}")
+            pair = f"({i},{j})"
+            print(f"{kind:6} {pair:6} {ref[i, j]:15.5f} {mean[i, j]:15.5f} ± {se[i, j]:.5f}")
 
 
 if __name__ == "__main__":
