@@ -29,6 +29,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from infattn import logits
 from infattn.kernel import Kernel
 from infattn.stax import positional
 from infattn.stax.layer import make_layer
@@ -38,7 +39,6 @@ from infattn.stax.validation import check_choice, check_std, check_width
 Array = jax.Array
 
 MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
-DEFAULT_MC_SAMPLES = 1024
 
 
 def attention_weights(logits: Array, key_mask: Array | None, mechanism: str) -> Array:
@@ -116,7 +116,7 @@ def GlobalSelfAttention(
     channel_axis: int = -1,
     *,
     tie_query_key: bool | None = None,
-    mc_samples: int = DEFAULT_MC_SAMPLES,
+    mc_samples: int = logits.DEFAULT_MC_SAMPLES,
     mc_seed: int = 0,
 ):
     """Global multi-head self-attention over all spatial positions of ``(N, *spatial, C)``.
@@ -340,8 +340,6 @@ def GlobalSelfAttention(
         return out
 
     def _monte_carlo_kernel(s, v, m1, m2):
-        from infattn import logits
-
         est = logits.standard_attention_mc(
             (s["nngp"], s["cov1"], s["cov2"]),
             (v["nngp"], v["cov1"], v["cov2"]),

@@ -1,0 +1,260 @@
+"""Standard-scaling (1/sqrt(d)) attention in the infinite-head limit: speed, accuracy, memory.
+
+Benchmarks :func:`infattn.logits.standard_attention_mc` on the typical inputs of the
+project brief: ``N x L x C`` standard-normal inputs (default 16 x 16 x 16), input
+covariance ``x x^T / C`` for both the queries/keys (``S``) and the values (``V``),
+``qk_std = 1``, ``x2 = None`` (joint sampling), float32, ``DEFAULT_MC_SAMPLES`` draws::
+
+    python benchmarks/standard_attention.py                 # everything (memory probes: minutes)
+    python benchmarks/standard_attention.py --skip-memory   # timings, SEs, variance reduction
+    python benchmarks/standard_attention.py --json out.json
+
+Prints
+
+1. timings: first call (compile + run) and the best of ``--repeats`` further calls, wall
+   and process CPU seconds, for the nngp alone and for nngp + NTK (NTK input ``T = S``);
+2. relative standard errors of the nngp, ``se / sqrt(nngp_aa(x,x) nngp_bb(x',x'))``
+   (max and median over all entries) and, for reference, the share of entries whose
+   literal ``se / |nngp|`` is <= 1e-2 (cross-example entries near 0 cannot meet that);
+3. variance reduction: per-entry ``var(plain MC) / var(scheme)`` at equal numbers of draws
+   (mean, median, min, and the ratio for the worst entry), with the time ratio, so that
+   ``variance ratio / time ratio`` is the gain per unit of work;
+4. memory for ``N=128, L=64`` (``--memory-samples`` draws, SOFTMAX, nngp), each in a fresh
+   subprocess: peak resident memory (``ru_maxrss``) and the time, for the joint scheme
+   (``x2 = None``) and the pairwise scheme (``x2`` given, 128 x 128 pairs).
+
+Timings on the shared 2-core CPU are noisy: compare numbers from the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def make_kernel(n: int, length: int, channels: int, seed: int = 0):
+    import jax.numpy as jnp
+
+    x = np.random.RandomState(seed).standard_normal((n, length, channels)).astype(np.float32)
+    flat = x.reshape(n * length, channels)
+    k = (flat @ flat.T / channels).reshape(n, length, n, length).transpose(0, 2, 1, 3)
+    return jnp.asarray(k)
+
+
+def bdiag(k):
+    import jax.numpy as jnp
+
+    return jnp.diagonal(k, axis1=0, axis2=1).transpose(2, 0, 1)
+
+
+def estimate(k, mechanism, n_samples, ntk=False, vr="auto", cross=False, seed=0):
+    import jax
+
+    from infattn import logits
+
+    trip = (k, bdiag(k), bdiag(k) if cross else None)
+    out = logits.standard_attention_mc(
+        trip,
+        trip,
+        k if ntk else None,
+        k if ntk else None,
+        None,
+        None,
+        mechanism,
+        1.0,
+        n_samples=n_samples,
+        seed=seed,
+        variance_reduction=vr,
+    )
+    jax.block_until_ready(out)
+    return out
+
+
+def timed(fn, repeats):
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    first = time.perf_counter() - start
+    best_wall, best_cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return out, {"first_s": first, "wall_s": best_wall, "cpu_s": best_cpu}
+
+
+def relative_se(est):
+    d = np.einsum("iiaa->ia", np.asarray(est.nngp))
+    scale = np.sqrt(np.abs(d[:, None, :, None] * d[None, :, None, :]))
+    rel = np.asarray(est.nngp_se) / scale
+    literal = np.asarray(est.nngp_se) / np.maximum(np.abs(np.asarray(est.nngp)), 1e-30)
+    return {
+        "max": float(rel.max()),
+        "median": float(np.median(rel)),
+        "share_literal_le_1e-2": float(np.mean(literal <= 1e-2)),
+    }
+
+
+def variance_ratio(plain, best):
+    out = {}
+    for field in ("nngp", "ntk"):
+        a = getattr(plain, field + "_se")
+        if a is None:
+            continue
+        a, b = np.asarray(a), np.asarray(getattr(best, field + "_se"))
+        keep = a > 1e-9 * a.max()
+        r = a[keep] ** 2 / np.maximum(b[keep], 1e-300) ** 2
+        out[field] = {
+            "mean": float(r.mean()),
+            "median": float(np.median(r)),
+            "min": float(r.min()),
+            "worst_entry": float((a.max() / b.max()) ** 2),
+        }
+    return out
+
+
+def probe(mode: str, n: int, length: int, channels: int, draws: int) -> None:
+    """Run in a fresh process: time and peak RSS of one N x L estimate."""
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    k = make_kernel(n, length, channels)
+    start = time.perf_counter()
+    estimate(k, "SOFTMAX", draws, cross=(mode == "pairwise"))
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    output_gb = n * n * length * length * 4 / 1e9
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "seconds": elapsed,
+                "peak_rss_gb": peak / 1e6,
+                "rss_before_gb": base / 1e6,
+                "output_gb": output_gb,
+            }
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--length", type=int, default=16)
+    ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=None, help="default: DEFAULT_MC_SAMPLES")
+    ap.add_argument("--vr-samples", type=int, default=2048, help="draws for the variance ratios")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-ntk", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-samples", type=int, default=16)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.probe:
+        probe(args.probe, 128, 64, args.channels, args.memory_samples)
+        return
+
+    import jax
+
+    from infattn import logits
+
+    n_samples = args.samples or logits.DEFAULT_MC_SAMPLES
+    k = make_kernel(args.n, args.length, args.channels)
+    report = {"config": vars(args) | {"samples": n_samples, "backend": jax.default_backend()}}
+    print(
+        f"N={args.n} L={args.length} C={args.channels}, {n_samples} draws, "
+        f"backend {jax.default_backend()}, float32, x2=None\n"
+    )
+
+    print("1. time (s): first call | best wall | best CPU   and   2. relative SE of the nngp")
+    report["timing"], report["relative_se"] = {}, {}
+    for mech in ("SOFTMAX", "ABS", "RELU"):
+        est, t = timed(lambda m=mech: estimate(k, m, n_samples), args.repeats)
+        rel = relative_se(est)
+        report["timing"][mech] = {"nngp": t}
+        report["relative_se"][mech] = rel
+        line = (
+            f"  {mech:8s} nngp     {t['first_s']:6.2f} | {t['wall_s']:6.2f} | {t['cpu_s']:6.2f}"
+            f"   rel SE max {rel['max']:.4f} median {rel['median']:.5f}"
+            f" (literal se/|v| <= 1e-2: {100 * rel['share_literal_le_1e-2']:.0f}% of entries)"
+        )
+        print(line, flush=True)
+        if not args.skip_ntk:
+            _, t = timed(lambda m=mech: estimate(k, m, n_samples, ntk=True), 1)
+            report["timing"][mech]["nngp+ntk"] = t
+            print(
+                f"  {mech:8s} nngp+ntk {t['first_s']:6.2f} | {t['wall_s']:6.2f} | "
+                f"{t['cpu_s']:6.2f}",
+                flush=True,
+            )
+
+    print(
+        f"\n3. variance reduction vs plain MC ({args.vr_samples} draws each, per-entry "
+        "var ratio: mean / median / min / worst entry; time ratio)"
+    )
+    report["variance_reduction"] = {}
+    cases = [
+        ("SOFTMAX", "antithetic"),
+        ("ABS", "hermite"),
+        ("ABS", "hermite2"),
+        ("RELU", "hermite"),
+        ("RELU", "hermite2"),
+    ]
+    ntk = not args.skip_ntk
+    for mech, vr in cases:
+        plain, tp = timed(lambda m=mech: estimate(k, m, args.vr_samples, ntk=ntk, vr="none"), 1)
+        best, tb = timed(lambda m=mech, v=vr: estimate(k, m, args.vr_samples, ntk=ntk, vr=v), 1)
+        ratio = variance_ratio(plain, best)
+        ratio["time_ratio"] = tb["wall_s"] / tp["wall_s"]
+        report["variance_reduction"][f"{mech}/{vr}"] = ratio
+        for field in ("nngp", "ntk"):
+            if field in ratio:
+                r = ratio[field]
+                print(
+                    f"  {mech:8s} {vr:10s} {field:4s} {r['mean']:9.1f} / {r['median']:8.1f} / "
+                    f"{r['min']:7.2f} / {r['worst_entry']:7.2f}   time x{ratio['time_ratio']:.2f}",
+                    flush=True,
+                )
+
+    if not args.skip_memory:
+        print(
+            f"\n4. N=128, L=64, C={args.channels}, SOFTMAX nngp, {args.memory_samples} draws "
+            "(fresh process each)"
+        )
+        report["memory"] = {}
+        for mode in ("joint", "pairwise"):
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--probe",
+                    mode,
+                    "--channels",
+                    str(args.channels),
+                    "--memory-samples",
+                    str(args.memory_samples),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            info = json.loads(res.stdout.strip().splitlines()[-1])
+            report["memory"][mode] = info
+            print(
+                f"  {mode:8s} {info['seconds']:7.1f} s   peak RSS {info['peak_rss_gb']:.2f} GB "
+                f"(the float32 nngp itself: {info['output_gb']:.2f} GB)",
+                flush=True,
+            )
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
