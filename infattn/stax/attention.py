@@ -283,9 +283,9 @@ def GlobalSelfAttention(
         }
         v = s if val_pos_emb else flat
         if linear_scaling:
-            out = _linear_kernel(flat, s, v, m1, m2, k.cov2 is None)
+            out = _linear_kernel(s, v, m1, m2, k.cov2 is None)
         elif mechanism == "IDENTITY":
-            out = _identity_kernel(flat, s, v)
+            out = _identity_kernel(s, v)
         else:
             out = _monte_carlo_kernel(s, v, m1, m2)
         new = k.replace(
@@ -299,7 +299,7 @@ def GlobalSelfAttention(
         )
         return new.remask()
 
-    def _linear_kernel(flat, s, v, m1, m2, same):
+    def _linear_kernel(s, v, m1, m2, same):
         qk = qk_std if tied else 0.0
         G1 = attention_weights(qk * s["cov1"], None if m1 is None else m1[:, None, :], mechanism)
         G2 = (
@@ -320,7 +320,7 @@ def GlobalSelfAttention(
         cov2 = None if same else affine(_self_sandwich(G2, v["cov2"]), ov_std, b_std)
         return {"nngp": nngp, "ntk": ntk, "cov1": cov1, "cov2": cov2}
 
-    def _identity_kernel(flat, s, v):
+    def _identity_kernel(s, v):
         def dot(a, b):
             return jnp.sum(a * b, axis=(-2, -1), keepdims=True)
 
@@ -333,7 +333,7 @@ def GlobalSelfAttention(
             else affine(dot(s["cov2"], v["cov2"]) * s["cov2"], std, b_std),
             "ntk": None,
         }
-        if flat["ntk"] is not None:
+        if s["ntk"] is not None:
             cross = dot(s["nngp"], v["ntk"]) + dot(v["nngp"], s["ntk"])
             inner = cross * s["nngp"] + dot(s["nngp"], v["nngp"]) * (s["ntk"] + 4 * s["nngp"])
             out["ntk"] = affine(inner, std, b_std)
