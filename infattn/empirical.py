@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from infattn.stax import taps
+
 Array = jax.Array
 InitFn = Callable[..., tuple[Any, Any]]
 ApplyFn = Callable[..., Any]
@@ -56,9 +58,8 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20
 class NtkImplementation(enum.IntEnum):
     """How the per-draw NTK is computed (neural-tangents' names and values).
 
-    * ``AUTO`` (0): ``JACOBIAN_CONTRACTION``; infattn has no structured-derivative
-      interpreter, and for attention networks with few outputs per example the
-      Jacobian contraction was measured fastest (see ``benchmarks/mc_speed.py``).
+    * ``AUTO`` (0): ``STRUCTURED_DERIVATIVES`` where it applies, else
+      ``JACOBIAN_CONTRACTION``.
     * ``JACOBIAN_CONTRACTION`` (1): Jacobians by reverse mode (``vmap`` of a
       ``vjp`` over output cotangents; forward mode when there are fewer
       parameters than outputs), contracted over parameters. The forward pass is
@@ -66,7 +67,16 @@ class NtkImplementation(enum.IntEnum):
     * ``NTK_VECTOR_PRODUCTS`` (2): ``Theta e_k = J1 (J2^T e_k)`` by a ``vjp`` then a
       ``jvp`` for every output entry ``k`` of ``f(x2)``; never contracts over
       parameters. Ignores ``vmap_axes``.
-    * ``STRUCTURED_DERIVATIVES`` (3): accepted for compatibility; runs ``AUTO``.
+    * ``STRUCTURED_DERIVATIVES`` (3): parameter taps (:mod:`infattn.stax.taps`):
+      one forward and one backward pass over ``x1`` and ``x2`` together per
+      output entry of an example, each parameter's contribution from Gram
+      matrices of its inputs and output cotangents; no Jacobian is formed.
+      Applies to models built from ``infattn.stax`` whose kernel traces every
+      non-batch output axis (e.g. outputs ``(N, C)`` with the default
+      ``trace_axes``), with ``x1``, ``x2`` of equal shapes apart from ``N`` and
+      no per-input ``apply_fn`` keywords; elsewhere it runs
+      ``JACOBIAN_CONTRACTION``. ``vmap_axes`` is not needed (the layers keep
+      examples independent).
     """
 
     AUTO = 0
@@ -75,7 +85,7 @@ class NtkImplementation(enum.IntEnum):
     STRUCTURED_DERIVATIVES = 3
 
 
-DEFAULT_NTK_IMPLEMENTATION = NtkImplementation.JACOBIAN_CONTRACTION
+DEFAULT_NTK_IMPLEMENTATION = NtkImplementation.AUTO
 
 
 class MonteCarloKernel(NamedTuple):
@@ -261,7 +271,7 @@ class _Config:
     diagonal_axes: Axes
     vmap_axes: Any
     implementation: NtkImplementation
-    draws_in_parallel: int = 1
+    draws_in_parallel: int | None = None
 
 
 def _vmap_triple(vmap_axes: Any) -> tuple[Any, Any, dict] | None:
@@ -281,7 +291,6 @@ class _Engine:
         self.apply_fn = apply_fn
         self.cfg = cfg
         self.pass_rng = _accepts_kwarg(apply_fn, "rng")
-        self.parallel_draws = cfg.draws_in_parallel
         self._chunk = jax.jit(self._chunk_impl, static_argnames=("get", "static_kw"))
         self._reduce = jax.jit(_reduce)
 
@@ -311,6 +320,56 @@ class _Engine:
         return jax.vmap(single, in_axes=(in_axes, *kw_in), out_axes=out_axes)(
             x, *(kw[k] for k in keys))
 
+    def _tappable(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> bool:
+        """Whether the NTK can come from parameter taps (see :class:`NtkImplementation`)."""
+        if "ntk" not in get or self.cfg.implementation not in (
+                NtkImplementation.AUTO, NtkImplementation.STRUCTURED_DERIVATIVES):
+            return False
+        if getattr(self.apply_fn, "layer", None) is None:  # not an infattn.stax model
+            return False
+        if x2 is not None and (x2.shape[1:] != x1.shape[1:] or x2.dtype != x1.dtype
+                               or any(isinstance(v, tuple) and len(v) == 2
+                                      for v in kw.values())):
+            return False
+        kw1, _ = _split_kwargs(kw, x2 is not None)
+        try:
+            out = jax.eval_shape(lambda k: self._f(self.init_fn(k, x1.shape)[1], x1, kw1),
+                                 jax.random.PRNGKey(0))
+        except Exception:  # the Jacobian path raises the model's own error
+            return False
+        trace = _canonical_axes(self.cfg.trace_axes, out.ndim, "trace_axes")
+        diag = _canonical_axes(self.cfg.diagonal_axes, out.ndim, "diagonal_axes")
+        return trace == tuple(range(1, out.ndim)) and diag in ((), (0,))
+
+    def _parallel(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> int:
+        """Draws ``vmap``-ed together: the user's choice, else 1 with Jacobians, else 4."""
+        if self.cfg.draws_in_parallel is not None:
+            return self.cfg.draws_in_parallel
+        jacobians = "ntk" in get and not self._tappable(x1, x2, kw, get)
+        return 1 if jacobians else 4
+
+    def _tapped_ntk(self, params: Any, x1: Array, x2: Array | None,
+                    kw: dict) -> tuple[Array, Array, Array]:
+        """Outputs for ``x1`` and ``x2`` and the ``(N1, N2)`` NTK, traced over outputs."""
+        n1 = x1.shape[0]
+        x = x1 if x2 is None else jnp.concatenate([x1, x2])
+        split = None if x2 is None else n1
+        shape = (n1, n1 if x2 is None else x2.shape[0])
+        accs = jax.tree_util.tree_map(lambda p: jnp.zeros(shape, p.dtype), params)
+
+        def f(accs: Any) -> Array:
+            tapped = jax.tree_util.tree_map(
+                lambda p, a: taps.Tap(p, a, split), params, accs)
+            return self._f(tapped, x, kw)
+
+        out, pullback = jax.vjp(f, accs)
+        n_out = math.prod(out.shape[1:])
+        seeds = jnp.broadcast_to(jnp.eye(n_out, dtype=out.dtype)[:, None],
+                                 (n_out, out.shape[0], n_out)).reshape(n_out, *out.shape)
+        (grams,) = jax.vmap(pullback)(seeds)  # per leaf (n_out, N1, N2)
+        ntk = sum(jnp.sum(g, 0) for g in jax.tree_util.tree_leaves(grams)) / n_out
+        return out[:n1], (out if x2 is None else out[n1:]), ntk
+
     def _one_draw(self, key: Array, x1: Array, x2: Array | None, kw: dict,
                   get: tuple[str, ...]) -> dict[str, Array]:
         init_key, apply_key = jax.random.split(key)
@@ -320,8 +379,11 @@ class _Engine:
             kw1 = dict(kw1, rng=apply_key)
             kw2 = dict(kw2, rng=jax.random.fold_in(apply_key, 1))
         impl = self.cfg.implementation
-        use_jac = "ntk" in get and impl != NtkImplementation.NTK_VECTOR_PRODUCTS
-        if use_jac:
+        tapped = self._tappable(x1, x2, kw, get)
+        use_jac = "ntk" in get and not tapped and impl != NtkImplementation.NTK_VECTOR_PRODUCTS
+        if tapped:
+            out1, out2, ntk = self._tapped_ntk(params, x1, x2, kw1)
+        elif use_jac:
             out1, j1 = self._jacobian(params, x1, kw1)
             out2, j2 = (out1, j1) if x2 is None else self._jacobian(params, x2, kw2)
         else:
@@ -344,7 +406,9 @@ class _Engine:
         if "nngp" in get:
             res["nngp"] = _contract(out1, out2, ndim, trace, diag)
         if "ntk" in get:
-            if use_jac:
+            if tapped:
+                res["ntk"] = jnp.diagonal(ntk) if diag else ntk
+            elif use_jac:
                 leaves1 = jax.tree_util.tree_leaves(j1)
                 leaves2 = jax.tree_util.tree_leaves(j2)
                 res["ntk"] = sum(_contract(a, b, ndim, trace, diag)
@@ -359,9 +423,10 @@ class _Engine:
                     get: tuple[str, ...], static_kw: tuple) -> dict[str, Array]:
         kw = dict(dyn_kw, **dict(static_kw))
         one = functools.partial(self._one_draw, x1=x1, x2=x2, kw=kw, get=get)
-        if self.parallel_draws >= keys.shape[0]:
+        parallel = self._parallel(x1, x2, kw, get)
+        if parallel >= keys.shape[0]:
             return jax.vmap(one)(keys)
-        return jax.lax.map(one, keys, batch_size=self.parallel_draws)
+        return jax.lax.map(one, keys, batch_size=parallel)
 
     # -- public to the module -------------------------------------------------------
     def chunk(self, keys: Array, x1: Array, x2: Array | None, kwargs: dict,
@@ -376,10 +441,10 @@ class _Engine:
                         get: tuple[str, ...], budget: int = DEFAULT_MEMORY_BUDGET) -> int:
         """Draws per chunk that keep one chunk's memory within ``budget`` bytes.
 
-        Within a chunk ``parallel_draws`` draws are live at once, each holding its
-        Jacobians (``outputs x parameters``) and activations (a few times the
-        parameters); every draw of the chunk keeps its kernels (exact sizes from
-        :func:`jax.eval_shape`). Between 1 and 256.
+        Within a chunk ``draws_in_parallel`` draws are live at once, each holding
+        its Jacobians (``outputs x parameters``; none with taps) and activations (a
+        few times the parameters); every draw of the chunk keeps its kernels
+        (exact sizes from :func:`jax.eval_shape`). Between 1 and 256.
         """
         key = jax.random.PRNGKey(0)
         _, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), key)
@@ -394,9 +459,10 @@ class _Engine:
         except Exception:  # let the real call raise its own error
             return 1
         n_out = math.prod(out.shape) * (1 if x2 is None else 2)
-        live = (n_out * (n_params if "ntk" in get else 1) + 4 * n_params) * itemsize
+        jacobians = "ntk" in get and not self._tappable(x1, x2, kwargs, get)
+        live = (n_out * (n_params if jacobians else 1) + 4 * n_params) * itemsize
         per_draw = sum(math.prod(v.shape) for v in kern.values()) * itemsize
-        free = budget - self.parallel_draws * live
+        free = budget - self._parallel(x1, x2, kwargs, get) * live
         return int(min(256, max(1, free // max(per_draw, 1))))
 
 
@@ -587,7 +653,7 @@ def monte_carlo_kernel_fn(
     *,
     chunk_size: int | None = None,
     progress: bool = False,
-    draws_in_parallel: int = 1,
+    draws_in_parallel: int | None = None,
 ) -> Callable[..., Any]:
     """Monte Carlo estimator of the NNGP and NTK of a finite network, with standard errors.
 
@@ -614,7 +680,8 @@ def monte_carlo_kernel_fn(
       vmap_axes: ``None``, an axis, or ``(in_axes, out_axes, kwargs_axes)``
         certifying that ``f(x)[i]`` depends only on ``x[i]`` along those axes,
         as in neural-tangents. NTK Jacobians are then taken per example, which
-        is ``N`` times cheaper; every infattn.stax layer qualifies (``0``).
+        is ``N`` times cheaper; every infattn.stax layer qualifies (``0``). Not
+        needed with parameter taps (see ``implementation``).
       implementation: see :class:`NtkImplementation`.
       chunk_size: draws per compiled step (a ``jax.lax.map`` over draws; the
         per-draw kernels of a chunk are kept for the standard errors). ``None``:
@@ -622,9 +689,10 @@ def monte_carlo_kernel_fn(
         the last chunk is not mostly padding. Results do not depend on it (up to
         float rounding).
       progress: show a ``tqdm`` progress bar over chunks.
-      draws_in_parallel: draws ``vmap``-ed together inside a chunk. ``1`` (a
-        sequential ``lax.map``) was fastest on CPU, where per-draw Jacobians are
-        large; raise it on accelerators.
+      draws_in_parallel: draws ``vmap``-ed together inside a chunk. ``None``: 4
+        when the NTK comes from parameter taps (or only the NNGP is requested),
+        1 (a sequential ``lax.map``) with Jacobians, which are large; measured
+        fastest on CPU (``benchmarks/mc_speed.py``). Raise it on accelerators.
 
     Returns:
       ``kernel_fn(x1, x2=None, get=None, *, return_se=False, **apply_fn_kwargs)``.
@@ -651,13 +719,13 @@ def monte_carlo_kernel_fn(
         impl = NtkImplementation(int(implementation))
     except (ValueError, TypeError) as e:
         raise ValueError(f"`implementation` must be 0, 1, 2 or 3; got {implementation}.") from e
-    if impl in (NtkImplementation.AUTO, NtkImplementation.STRUCTURED_DERIVATIVES):
-        impl = NtkImplementation.JACOBIAN_CONTRACTION
     devices = _device_list(device_count)
-    if not isinstance(draws_in_parallel, int | np.integer) or draws_in_parallel < 1:
-        raise ValueError(f"`draws_in_parallel` must be a positive integer; got "
+    if draws_in_parallel is not None and (
+            not isinstance(draws_in_parallel, int | np.integer) or draws_in_parallel < 1):
+        raise ValueError(f"`draws_in_parallel` must be a positive integer or None; got "
                          f"{draws_in_parallel}.")
-    cfg = _Config(trace_axes, diagonal_axes, vmap_axes, impl, int(draws_in_parallel))
+    cfg = _Config(trace_axes, diagonal_axes, vmap_axes, impl,
+                  None if draws_in_parallel is None else int(draws_in_parallel))
     engine = _engine(init_fn, apply_fn, cfg)
 
     def run(x1: Any, x2: Any, get: Any, return_se: bool,
@@ -835,8 +903,6 @@ def empirical_kernel_draws(
         raise ValueError("`n_samples` must be an integer here.")
     n = counts[0]
     impl = NtkImplementation(int(implementation))
-    if impl in (NtkImplementation.AUTO, NtkImplementation.STRUCTURED_DERIVATIVES):
-        impl = NtkImplementation.JACOBIAN_CONTRACTION
     engine = _engine(init_fn, apply_fn, _Config(trace_axes, diagonal_axes, vmap_axes, impl))
     mask_constant = apply_fn_kwargs.get("mask_constant")
     x1 = _check_input(x1, "x1", mask_constant)

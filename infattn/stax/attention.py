@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from infattn import logits
 from infattn.kernel import Kernel
-from infattn.stax import positional
+from infattn.stax import positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
 from infattn.stax.validation import check_choice, check_std, check_width
@@ -84,6 +84,11 @@ def from_positions(m: Array | None, batch_ndim: int, spatial: tuple[int, ...]) -
     for d in range(n):
         order += [batch_ndim + d, batch_ndim + n + d]
     return jnp.transpose(m, order)
+
+
+def heads_first(y: Array) -> Array:
+    """Per-head projections ``(N, P, H, K)`` as ``(H, N, P, K)``."""
+    return jnp.moveaxis(y, 2, 0)
 
 
 def sandwich(G1: Array, M: Array, G2: Array) -> Array:
@@ -221,7 +226,7 @@ def GlobalSelfAttention(
             )
         x_qk = x_v = x
         if emb != "NONE":
-            pos = embeddings(params["pos_emb"], spatial, mask, x.dtype)
+            pos = embeddings(taps.per_example(params["pos_emb"], n), spatial, mask, x.dtype)
             if emb == "SUM":
                 x_qk = x + pos
             else:
@@ -229,20 +234,20 @@ def GlobalSelfAttention(
             x_v = x_qk if val_pos_emb else x
         x_qk = x_qk.reshape(n, -1, x_qk.shape[-1])
         x_v = x_v.reshape(n, -1, x_v.shape[-1])
-        keys = jnp.einsum("npc,hck->hnpk", x_qk, params["key"])
-        queries = keys if tied else jnp.einsum("npc,hck->hnpk", x_qk, params["query"])
-        values = jnp.einsum("npc,hcv->hnpv", x_v, params["value"])
+        keys = heads_first(taps.tokenwise(x_qk, params["key"], 1))
+        queries = keys if tied else heads_first(taps.tokenwise(x_qk, params["query"], 1))
+        values = heads_first(taps.tokenwise(x_v, params["value"], 1))
         scale = qk_std / (x_qk.shape[-1] * n_chan_key ** (1.0 if linear_scaling else 0.5))
         logits = scale * jnp.einsum("hnak,hnbk->hnab", queries, keys)
         key_mask = None if mask is None else mask.reshape(1, n, 1, -1)
         heads = jnp.einsum(
             "hnab,hnbv->navh", attention_weights(logits, key_mask, mechanism), values
         )
-        out = heads.reshape(n, heads.shape[1], -1) @ params["out"]
+        out = taps.tokenwise(heads.reshape(n, heads.shape[1], -1), params["out"])
         out = out * (ov_std / (n_chan_val * n_heads * x_v.shape[-1]) ** 0.5)
         out = out.reshape(n, *spatial, n_chan_out)
         if params["bias"] is not None:
-            out = out + b_std * params["bias"]
+            out = out + b_std * taps.per_example(params["bias"], n)
         return out, mask
 
     # ---------------------------------------------------------------- kernel

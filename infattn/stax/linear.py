@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from infattn.kernel import Kernel
+from infattn.stax import taps
 from infattn.stax.layer import make_layer
 from infattn.stax.validation import check_choice, check_std, check_width
 
@@ -103,7 +104,8 @@ def Dense(
     def apply(params, x, mask, **kwargs):
         W, b = params
         _check_channels(x, W.shape[0], "Dense")
-        y = x @ W
+        y = taps.tokenwise(x, W)
+        b = taps.per_example(b, x.shape[0])
         if parameterization == "ntk":
             y = y * (W_std / x.shape[-1] ** 0.5)
             if b is not None:
@@ -198,7 +200,14 @@ def Conv(
         W, b = params
         check_rank(x.shape)
         _check_channels(x, W.shape[-2], "Conv")
-        y = lax.conv_general_dilated(x, W, strides, pads(x.shape[1:-1]), dimension_numbers=dn)
+        if isinstance(W, taps.Tap):  # the same convolution, as a contraction of patches
+            patches = lax.conv_general_dilated_patches(
+                x, filter_shape, strides, pads(x.shape[1:-1]), dimension_numbers=dn
+            )  # (N, *out_spatial, C_in * |F|), input channel major
+            y = taps.tokenwise(patches, W, (n_sp, *range(n_sp)))
+        else:
+            y = lax.conv_general_dilated(x, W, strides, pads(x.shape[1:-1]), dimension_numbers=dn)
+        b = taps.per_example(b, x.shape[0])
         if parameterization == "ntk":
             y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)
             if b is not None:
