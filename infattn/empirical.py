@@ -339,6 +339,8 @@ class _Engine:
             return False
         trace = _canonical_axes(self.cfg.trace_axes, out.ndim, "trace_axes")
         diag = _canonical_axes(self.cfg.diagonal_axes, out.ndim, "diagonal_axes")
+        if diag and x2 is not None and x2.shape[0] != x1.shape[0]:
+            return False  # the Jacobian path reports the mismatch
         return trace == tuple(range(1, out.ndim)) and diag in ((), (0,))
 
     def _parallel(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> int:

@@ -154,6 +154,7 @@ def test_taps_apply_only_where_exact() -> None:
     assert tappable() and tappable(impl=3) and tappable(diag=(0,))
     assert not tappable(impl=1) and not tappable(impl=2)
     assert not tappable(x2=_x((2, 5, 4)))  # other sequence length
+    assert not tappable(x2=_x((2, 6, 4)), diag=(0,))  # a batch diagonal needs N1 == N2
     assert not tappable(x2=_x((2, 6, 4)), kw={"mask_constant": (0.0, 1.0)})
     assert not tappable(apply=lambda p, x, **k: apply_fn(p, x, **k))  # not an infattn model
     seq_init, seq_apply, _ = stax.serial(stax.Dense(4), _attention())
