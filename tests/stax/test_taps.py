@@ -84,7 +84,7 @@ MODELS = {
         stax.Dense(5, b_std=0.2, parameterization="standard", s=(2, 3)),
         stax.GlobalAvgPool(), stax.Dense(3),
     ),
-    "conv_1d_2d": stax.serial(
+    "conv": stax.serial(
         stax.Conv(5, (3,), padding="SAME", b_std=0.2), stax.Relu(),
         stax.Conv(4, (2,), strides=(2,), parameterization="standard"), stax.Flatten(),
         stax.Dense(2, b_std=0.1),
@@ -126,6 +126,19 @@ def test_tapped_ntk_equals_jacobian_ntk(name: str, with_x2: bool) -> None:
         np.testing.assert_allclose(est[3].mean(kind), est[1].mean(kind), rtol=1e-11)
         # equal means and standard errors: the draws agree one by one
         np.testing.assert_allclose(est[3].se(kind), est[1].se(kind), rtol=1e-8)
+
+
+def test_tapped_ntk_of_2d_convolutions() -> None:
+    init_fn, apply_fn, _ = stax.serial(
+        stax.Conv(4, (3, 2), strides=(1, 2), padding="SAME", b_std=0.3), stax.Relu(),
+        stax.Conv(3, (2, 2), parameterization="standard"), stax.GlobalAvgPool(), stax.Dense(2),
+    )
+    x1, x2 = _x((3, 5, 6, 2)), _x((2, 5, 6, 2), 1)
+    out = {
+        impl: monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2, implementation=impl)(x1, x2)
+        for impl in (1, 3)
+    }
+    np.testing.assert_allclose(out[3].ntk, out[1].ntk, rtol=1e-11)
 
 
 def test_tapped_ntk_with_padding_and_diagonal() -> None:
