@@ -64,7 +64,7 @@ class Tap:
         return self.value.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> jnp.dtype:
         return self.value.dtype
 
     def tree_flatten(self):
@@ -102,11 +102,9 @@ def per_example(p: Array | Tap | None, n: int) -> Array | None:
     return p
 
 
-def tap_params(params, acc_shape: tuple[int, int], dtype, split: int | None):
-    """Every array leaf of ``params`` as a :class:`Tap` with a zero accumulator."""
-    return jax.tree_util.tree_map(
-        lambda p: Tap(p, jnp.zeros(acc_shape, dtype), split), params
-    )
+def _halves(a: Array, split: int | None) -> tuple[Array, Array]:
+    """Rows for ``x1`` and for ``x2``: both all of ``a`` when ``split`` is ``None``."""
+    return (a, a) if split is None else (a[:split], a[split:])
 
 
 def _gram_of_gradients(x: Array, g: Array, split: int | None) -> Array:
@@ -121,11 +119,10 @@ def _gram_of_gradients(x: Array, g: Array, split: int | None) -> Array:
     by_gradients = n * t * c_in * c_out + n1 * n2 * c_in * c_out
     hi = jax.lax.Precision.HIGHEST
     if by_gradients <= by_positions:
-        grads = jnp.einsum("ntc,ntd->ncd", x, g, precision=hi).reshape(n, -1)
-        a, b = (grads, grads) if split is None else (grads[:split], grads[split:])
+        a, b = _halves(jnp.einsum("ntc,ntd->ncd", x, g, precision=hi).reshape(n, -1), split)
         return jnp.matmul(a, b.T, precision=hi)
-    xa, xb = (x, x) if split is None else (x[:split], x[split:])
-    ga, gb = (g, g) if split is None else (g[:split], g[split:])
+    xa, xb = _halves(x, split)
+    ga, gb = _halves(g, split)
     kx = jnp.einsum("atc,bsc->atbs", xa, xb, precision=hi)
     kg = jnp.einsum("atc,bsc->atbs", ga, gb, precision=hi)
     return jnp.einsum("atbs,atbs->ab", kx, kg, precision=hi)
@@ -163,8 +160,7 @@ def _tapped_broadcast_fwd(p, acc, n, split):
 
 def _tapped_broadcast_bwd(n, split, res, g):
     del res
-    flat = g.reshape(n, -1)
-    a, b = (flat, flat) if split is None else (flat[:split], flat[split:])
+    a, b = _halves(g.reshape(n, -1), split)
     gram = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
     return None, gram.astype(g.dtype)
 
