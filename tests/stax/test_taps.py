@@ -184,3 +184,20 @@ def test_structured_falls_back_to_jacobians_for_sequence_outputs() -> None:
     }
     assert out[3].ntk.shape == (2, 2, 5, 5)
     np.testing.assert_allclose(out[3].ntk, out[1].ntk, rtol=1e-12)
+
+
+def test_tapped_estimates_do_not_depend_on_tiles_chunks_or_storage() -> None:
+    init_fn, apply_fn, _ = MODELS["residual_transformer"]
+    x1, x2 = _x((4, 6, 4)), _x((2, 6, 4), 1)
+    ref = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 5, implementation=1)(
+        x1, x2, None, return_se=True
+    )
+    for kw in (
+        {"batch_size": 2},
+        {"chunk_size": 2, "store_on_device": False},
+        {"draws_in_parallel": 3},
+    ):
+        est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 5, **kw)(x1, x2, None, return_se=True)
+        for kind in ("nngp", "ntk"):
+            np.testing.assert_allclose(est.mean(kind), ref.mean(kind), rtol=1e-10, err_msg=str(kw))
+            np.testing.assert_allclose(est.se(kind), ref.se(kind), rtol=1e-7, err_msg=str(kw))
