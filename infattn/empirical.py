@@ -52,6 +52,10 @@ Axes = int | Sequence[int]
 
 _KINDS = ("nngp", "ntk")
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
+PARALLEL_PARAMETER_BYTES = 32 * 2**20
+"""Parameter bytes of the draws ``vmap``-ed together by default (``draws_in_parallel=None``
+without Jacobians): 4 draws of the 1.85M-parameter benchmark transformer, 1 draw of a
+6.5M-parameter attention layer; both measured fastest on a 2-core CPU."""
 """Bytes one chunk may hold (live Jacobians + per-draw kernels) when ``chunk_size=None``."""
 
 
@@ -344,11 +348,15 @@ class _Engine:
         return trace == tuple(range(1, out.ndim)) and diag in ((), (0,))
 
     def _parallel(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> int:
-        """Draws ``vmap``-ed together: the user's choice, else 1 with Jacobians, else 4."""
+        """Draws ``vmap``-ed together: the user's choice, else 1 with Jacobians, else as
+        many as keep :data:`PARALLEL_PARAMETER_BYTES` of parameters live (1 to 4)."""
         if self.cfg.draws_in_parallel is not None:
             return self.cfg.draws_in_parallel
-        jacobians = "ntk" in get and not self._tappable(x1, x2, kw, get)
-        return 1 if jacobians else 4
+        if "ntk" in get and not self._tappable(x1, x2, kw, get):
+            return 1
+        _, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), jax.random.PRNGKey(0))
+        size = sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
+        return int(min(4, max(1, PARALLEL_PARAMETER_BYTES // max(size, 1))))
 
     def _tapped_ntk(self, params: Any, x1: Array, x2: Array | None,
                     kw: dict) -> tuple[Array, Array, Array]:
@@ -691,10 +699,10 @@ def monte_carlo_kernel_fn(
         the last chunk is not mostly padding. Results do not depend on it (up to
         float rounding).
       progress: show a ``tqdm`` progress bar over chunks.
-      draws_in_parallel: draws ``vmap``-ed together inside a chunk. ``None``: 4
-        when the NTK comes from parameter taps (or only the NNGP is requested),
-        1 (a sequential ``lax.map``) with Jacobians, which are large; measured
-        fastest on CPU (``benchmarks/mc_speed.py``). Raise it on accelerators.
+      draws_in_parallel: draws ``vmap``-ed together inside a chunk. ``None``: 1 (a
+        sequential ``lax.map``) with Jacobians, which are large; otherwise (taps,
+        or only the NNGP) up to 4, as many as keep :data:`PARALLEL_PARAMETER_BYTES`
+        of parameters live; measured fastest on CPU. Raise it on accelerators.
 
     Returns:
       ``kernel_fn(x1, x2=None, get=None, *, return_se=False, **apply_fn_kwargs)``.
