@@ -337,8 +337,7 @@ class _Engine:
             return False
         kw1, _ = _split_kwargs(kw, x2 is not None)
         try:
-            out = jax.eval_shape(lambda k: self._f(self.init_fn(k, x1.shape)[1], x1, kw1),
-                                 jax.random.PRNGKey(0))
+            out = jax.eval_shape(lambda p: self._f(p, x1, kw1), self._param_shapes(x1))
         except Exception:  # the Jacobian path raises the model's own error
             return False
         trace = _canonical_axes(self.cfg.trace_axes, out.ndim, "trace_axes")
@@ -347,14 +346,17 @@ class _Engine:
             return False  # the Jacobian path reports the mismatch
         return trace == tuple(range(1, out.ndim)) and diag in ((), (0,))
 
-    def _parallel(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> int:
+    def _param_shapes(self, x1: Array) -> Any:
+        """The parameters' shapes and dtypes for inputs like ``x1``, without drawing them."""
+        return jax.eval_shape(lambda k: self.init_fn(k, x1.shape)[1], jax.random.PRNGKey(0))
+
+    def _parallel(self, params: Any, jacobians: bool) -> int:
         """Draws ``vmap``-ed together: the user's choice, else 1 with Jacobians, else as
-        many as keep :data:`PARALLEL_PARAMETER_BYTES` of parameters live (1 to 4)."""
+        many as keep :data:`PARALLEL_PARAMETER_BYTES` of ``params`` live (1 to 4)."""
         if self.cfg.draws_in_parallel is not None:
             return self.cfg.draws_in_parallel
-        if "ntk" in get and not self._tappable(x1, x2, kw, get):
+        if jacobians:
             return 1
-        _, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), jax.random.PRNGKey(0))
         size = sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
         return int(min(4, max(1, PARALLEL_PARAMETER_BYTES // max(size, 1))))
 
@@ -381,7 +383,8 @@ class _Engine:
         return out[:n1], (out if x2 is None else out[n1:]), ntk
 
     def _one_draw(self, key: Array, x1: Array, x2: Array | None, kw: dict,
-                  get: tuple[str, ...]) -> dict[str, Array]:
+                  get: tuple[str, ...], tapped: bool) -> dict[str, Array]:
+        """One draw's kernels; ``tapped``: the NTK from parameter taps (:meth:`_tappable`)."""
         init_key, apply_key = jax.random.split(key)
         _, params = self.init_fn(init_key, x1.shape)
         kw1, kw2 = _split_kwargs(kw, x2 is not None)
@@ -389,7 +392,6 @@ class _Engine:
             kw1 = dict(kw1, rng=apply_key)
             kw2 = dict(kw2, rng=jax.random.fold_in(apply_key, 1))
         impl = self.cfg.implementation
-        tapped = self._tappable(x1, x2, kw, get)
         use_jac = "ntk" in get and not tapped and impl != NtkImplementation.NTK_VECTOR_PRODUCTS
         if tapped:
             out1, out2, ntk = self._tapped_ntk(params, x1, x2, kw1)
@@ -432,8 +434,9 @@ class _Engine:
     def _chunk_impl(self, keys: Array, x1: Array, x2: Array | None, dyn_kw: dict,
                     get: tuple[str, ...], static_kw: tuple) -> dict[str, Array]:
         kw = dict(dyn_kw, **dict(static_kw))
-        one = functools.partial(self._one_draw, x1=x1, x2=x2, kw=kw, get=get)
-        parallel = self._parallel(x1, x2, kw, get)
+        tapped = self._tappable(x1, x2, kw, get)
+        one = functools.partial(self._one_draw, x1=x1, x2=x2, kw=kw, get=get, tapped=tapped)
+        parallel = self._parallel(self._param_shapes(x1), "ntk" in get and not tapped)
         if parallel >= keys.shape[0]:
             return jax.vmap(one)(keys)
         return jax.lax.map(one, keys, batch_size=parallel)
@@ -457,22 +460,23 @@ class _Engine:
         (exact sizes from :func:`jax.eval_shape`). Between 1 and 256.
         """
         key = jax.random.PRNGKey(0)
-        _, params = jax.eval_shape(lambda k: self.init_fn(k, x1.shape), key)
+        params = self._param_shapes(x1)
         n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
         kw1, _ = _split_kwargs(kwargs, x2 is not None)
         itemsize = jnp.dtype(x1.dtype).itemsize
         dyn, static = _split_static(kwargs)
+        tapped = self._tappable(x1, x2, kwargs, get)
         try:
             out = jax.eval_shape(lambda p: self._f(p, x1, kw1), params)
             kern = jax.eval_shape(
-                lambda k: self._one_draw(k, x1, x2, dict(dyn, **dict(static)), get), key)
+                lambda k: self._one_draw(k, x1, x2, dict(dyn, **dict(static)), get, tapped), key)
         except Exception:  # let the real call raise its own error
             return 1
         n_out = math.prod(out.shape) * (1 if x2 is None else 2)
-        jacobians = "ntk" in get and not self._tappable(x1, x2, kwargs, get)
+        jacobians = "ntk" in get and not tapped
         live = (n_out * (n_params if jacobians else 1) + 4 * n_params) * itemsize
         per_draw = sum(math.prod(v.shape) for v in kern.values()) * itemsize
-        free = budget - self._parallel(x1, x2, kwargs, get) * live
+        free = budget - self._parallel(params, jacobians) * live
         return int(min(256, max(1, free // max(per_draw, 1))))
 
 

@@ -200,13 +200,7 @@ def Conv(
         W, b = params
         check_rank(x.shape)
         _check_channels(x, W.shape[-2], "Conv")
-        if isinstance(W, taps.Tap):  # the same convolution, as a contraction of patches
-            patches = lax.conv_general_dilated_patches(
-                x, filter_shape, strides, pads(x.shape[1:-1]), dimension_numbers=dn
-            )  # (N, *out_spatial, C_in * |F|), input channel major
-            y = taps.tokenwise(patches, W, (n_sp, *range(n_sp)))
-        else:
-            y = lax.conv_general_dilated(x, W, strides, pads(x.shape[1:-1]), dimension_numbers=dn)
+        y = taps.conv(x, W, filter_shape, strides, pads(x.shape[1:-1]), dn)
         b = taps.per_example(b, x.shape[0])
         if parameterization == "ntk":
             y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)

@@ -6,7 +6,7 @@ layer enters the network in one of two ways, and for both the per-example
 gradient has a structure that makes this inner product cheap:
 
 * **tokenwise contraction** ``y_t = x_t W`` at every position ``t`` of an example
-  (Dense, the attention projections, Conv on patches): ``df_a/dW =
+  (Dense, the attention projections, Conv on patches: :func:`conv`): ``df_a/dW =
   sum_t x_t^T g_t`` with ``g_t = df_a/dy_t``, so
 
       <df_a/dW, df_b/dW> = sum_{t in a, s in b} (x_t . x_s) (g_t . g_s),
@@ -27,9 +27,9 @@ backward pass seeded with ``1`` at output entry ``r`` of every example gives
 ``df_{a,r}/dy`` for all examples at once, so the whole ``(N1, N2)`` NTK of
 that output entry costs one forward and one backward pass plus the Grams.
 
-Every ``infattn.stax`` layer uses :func:`tokenwise` or :func:`per_example` for
-each of its parameters (on plain arrays they are the ordinary operations), so
-any model built from them can be tapped; ``infattn.empirical`` does so for
+Every ``infattn.stax`` layer uses :func:`tokenwise`, :func:`conv` or
+:func:`per_example` for each of its parameters (on plain arrays they are the
+ordinary operations), so any model built from them can be tapped; ``infattn.empirical`` does so for
 ``implementation=AUTO`` (the default) and ``STRUCTURED_DERIVATIVES``.
 """
 
@@ -41,6 +41,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Array = jax.Array
 
@@ -89,6 +90,30 @@ def tokenwise(x: Array, w: Array | Tap, axes: int | Sequence[int] = 0) -> Array:
     rest_shape = tuple(value.shape[i] for i in rest)
     y = _tapped_matmul(x, mat, w.acc, w.split) if isinstance(w, Tap) else x @ mat
     return y.reshape(*x.shape[:-1], *rest_shape)
+
+
+def conv(
+    x: Array,
+    w: Array | Tap,
+    filter_shape: Sequence[int],
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dimension_numbers: tuple[str, str, str],
+) -> Array:
+    """``lax.conv_general_dilated`` with filter ``w`` ``(*filter_shape, C_in, C_out)``.
+
+    Tapped, the same convolution as a :func:`tokenwise` contraction of patches
+    ``(N, *out_spatial, C_in * |F|)`` (input channel major, as XLA orders them).
+    """
+    if not isinstance(w, Tap):
+        return lax.conv_general_dilated(
+            x, w, strides, padding, dimension_numbers=dimension_numbers
+        )
+    patches = lax.conv_general_dilated_patches(
+        x, filter_shape, strides, padding, dimension_numbers=dimension_numbers
+    )
+    n_sp = len(filter_shape)
+    return tokenwise(patches, w, (n_sp, *range(n_sp)))
 
 
 def per_example(p: Array | Tap | None, n: int) -> Array | None:
