@@ -57,8 +57,10 @@ GET = ("nngp", "ntk")
 CONFIGS = {
     "default": {"infattn": {}, "nt": {"vmap_axes": None, "implementation": 1}},
     "fastest": {"infattn": {}, "nt": {"vmap_axes": 0, "implementation": 3}},
-    "jacobian": {"infattn": {"vmap_axes": 0, "implementation": 1},
-                 "nt": {"vmap_axes": 0, "implementation": 1}},
+    "jacobian": {
+        "infattn": {"vmap_axes": 0, "implementation": 1},
+        "nt": {"vmap_axes": 0, "implementation": 1},
+    },
 }
 
 
@@ -101,8 +103,10 @@ def nt_worker(args: argparse.Namespace) -> None:
     init_fn, apply_fn, _ = benchmark_model(stax)
     x = jax.numpy.asarray(make_inputs(args.n, args.length, args.channels))
     key = jax.random.PRNGKey(args.seed)
-    result: dict[str, Any] = {"versions": {"neural_tangents": nt.__version__,
-                                           "jax": jax.__version__}, "timings": {}}
+    result: dict[str, Any] = {
+        "versions": {"neural_tangents": nt.__version__, "jax": jax.__version__},
+        "timings": {},
+    }
     if not args.agreement:
         for name in args.configs.split(","):
             cfg = CONFIGS[name]["nt"]
@@ -136,23 +140,33 @@ def nt_worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def run_nt(args: argparse.Namespace, configs: str,
-           agreement: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_nt(
+    args: argparse.Namespace, configs: str, agreement: bool = False
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One reference-env subprocess: timings of ``configs``, or the agreement arrays."""
     python = reference_python()
     if not python.exists():
-        raise FileNotFoundError(f"{python} not found: run `bash tools/reference/setup_env.sh` "
-                                "or set INFATTN_REF_ENV")
+        raise FileNotFoundError(
+            f"{python} not found: run `bash tools/reference/setup_env.sh` or set INFATTN_REF_ENV"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "nt.npz"
-        cmd = [str(python), str(Path(__file__).resolve()), "--nt-worker", "--out", str(out),
-               "--configs", configs]
+        cmd = [
+            str(python),
+            str(Path(__file__).resolve()),
+            "--nt-worker",
+            "--out",
+            str(out),
+            "--configs",
+            configs,
+        ]
         for k in ("n", "length", "channels", "draws", "repeats", "seed"):
             cmd += [f"--{k}", str(getattr(args, k))]
         if agreement:
             cmd.append("--agreement")
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              timeout=args.timeout)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, timeout=args.timeout
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"NT worker failed:\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -166,8 +180,9 @@ def run_nt(args: argparse.Namespace, configs: str,
 # ------------------------------------------------------------------ infattn
 
 
-def time_infattn(args: argparse.Namespace, name: str,
-                 keep: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def time_infattn(
+    args: argparse.Namespace, name: str, keep: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """Times infattn in this process; stores means and SEs into ``keep``."""
     import jax
 
@@ -178,8 +193,9 @@ def time_infattn(args: argparse.Namespace, name: str,
     x = jax.numpy.asarray(make_inputs(args.n, args.length, args.channels))
     key = jax.random.PRNGKey(args.seed)
     cfg = CONFIGS[name]["infattn"]
-    fn = monte_carlo_kernel_fn(init_fn, apply_fn, key, args.draws, **cfg,
-                               chunk_size=args.chunk_size)
+    fn = monte_carlo_kernel_fn(
+        init_fn, apply_fn, key, args.draws, **cfg, chunk_size=args.chunk_size
+    )
 
     def call() -> Any:
         est = fn(x, None, GET, return_se=True)
@@ -191,8 +207,13 @@ def time_infattn(args: argparse.Namespace, name: str,
         for g in GET:
             keep[g] = np.asarray(est.mean(g), np.float64)
             keep[g + "_se"] = np.asarray(est.se(g), np.float64)
-    return {"first_s": first, "steady_s": steady, "runs_s": runs,
-            "jax": jax.__version__, "backend": jax.default_backend()}
+    return {
+        "first_s": first,
+        "steady_s": steady,
+        "runs_s": runs,
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+    }
 
 
 def agreement(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -201,8 +222,11 @@ def agreement(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[s
     for g in GET:
         se = np.sqrt(ours[g + "_se"] ** 2 + ref[g + "_se"] ** 2)
         z = (ours[g] - ref[g]) / np.where(se > 0, se, np.inf)
-        out[g] = {"max_abs_z": float(np.abs(z).max()), "frac_abs_z_gt_2": float(np.mean(
-            np.abs(z) > 2)), "rel_se": float(np.mean(ours[g + "_se"]) / np.mean(np.abs(ours[g])))}
+        out[g] = {
+            "max_abs_z": float(np.abs(z).max()),
+            "frac_abs_z_gt_2": float(np.mean(np.abs(z) > 2)),
+            "rel_se": float(np.mean(ours[g + "_se"]) / np.mean(np.abs(ours[g]))),
+        }
     return out
 
 
@@ -237,23 +261,32 @@ def main() -> None:
         nt_t[name] = nt_res["timings"][name]
         ours_t[name] = time_infattn(args, name, ours_arrays if i == 0 else None)
     _, nt_arrays = run_nt(args, names[0], agreement=True)
-    print(f"monte_carlo_kernel_fn, benchmark transformer, N={args.n} L={args.length} "
-          f"C={args.channels}, {args.draws} draws, get=('nngp','ntk'), x2=None, "
-          f"NT {nt_res['versions']['neural_tangents']} (jax {nt_res['versions']['jax']}) vs "
-          f"infattn (jax {ours_t[names[0]]['jax']}, {ours_t[names[0]]['backend']})")
-    print(f"{'config':<10}{'NT first':>10}{'NT steady':>11}{'ours first':>12}"
-          f"{'ours steady':>13}{'NT/ours':>9}")
+    print(
+        f"monte_carlo_kernel_fn, benchmark transformer, N={args.n} L={args.length} "
+        f"C={args.channels}, {args.draws} draws, get=('nngp','ntk'), x2=None, "
+        f"NT {nt_res['versions']['neural_tangents']} (jax {nt_res['versions']['jax']}) vs "
+        f"infattn (jax {ours_t[names[0]]['jax']}, {ours_t[names[0]]['backend']})"
+    )
+    print(
+        f"{'config':<10}{'NT first':>10}{'NT steady':>11}{'ours first':>12}"
+        f"{'ours steady':>13}{'NT/ours':>9}"
+    )
     for name in names:
         a, b = nt_t[name], ours_t[name]
-        print(f"{name:<10}{a['first_s']:>10.2f}{a['steady_s']:>11.2f}{b['first_s']:>12.2f}"
-              f"{b['steady_s']:>13.2f}{a['steady_s'] / b['steady_s']:>8.1f}x")
+        print(
+            f"{name:<10}{a['first_s']:>10.2f}{a['steady_s']:>11.2f}{b['first_s']:>12.2f}"
+            f"{b['steady_s']:>13.2f}{a['steady_s'] / b['steady_s']:>8.1f}x"
+        )
     agree = agreement(ours_arrays, nt_arrays)
     for g, a in agree.items():
-        print(f"agreement {g} ({names[0]}): max|z| = {a['max_abs_z']:.2f}, |z|>2 in "
-              f"{100 * a['frac_abs_z_gt_2']:.1f}% of entries (mean rel. SE {a['rel_se']:.3f})")
+        print(
+            f"agreement {g} ({names[0]}): max|z| = {a['max_abs_z']:.2f}, |z|>2 in "
+            f"{100 * a['frac_abs_z_gt_2']:.1f}% of entries (mean rel. SE {a['rel_se']:.3f})"
+        )
     if args.json is not None:
-        args.json.write_text(json.dumps({"nt": nt_t, "infattn": ours_t,
-                                         "agreement": agree}, indent=2))
+        args.json.write_text(
+            json.dumps({"nt": nt_t, "infattn": ours_t, "agreement": agree}, indent=2)
+        )
 
 
 if __name__ == "__main__":

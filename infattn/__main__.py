@@ -24,8 +24,14 @@ def main(argv: list[str] | None = None) -> None:
 
     init_fn, apply_fn, kernel_fn = stax.serial(
         stax.Dense(args.width, b_std=0.1),
-        stax.GlobalSelfAttention(args.width, args.width, args.width, args.heads,
-                                 pos_emb_type="SUM", pos_emb_decay_fn=_decay),
+        stax.GlobalSelfAttention(
+            args.width,
+            args.width,
+            args.width,
+            args.heads,
+            pos_emb_type="SUM",
+            pos_emb_decay_fn=_decay,
+        ),
         stax.LayerNorm(),
         stax.GlobalAvgPool(),
         stax.Dense(1),

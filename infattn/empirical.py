@@ -159,8 +159,9 @@ def _canonical_axes(axes: Axes, ndim: int, name: str) -> tuple[int, ...]:
     out = []
     for a in axes:
         if not isinstance(a, int | np.integer) or not -ndim <= a < ndim:
-            raise ValueError(f"`{name}` = {axes} has an axis out of range for outputs "
-                             f"with {ndim} dimensions.")
+            raise ValueError(
+                f"`{name}` = {axes} has an axis out of range for outputs with {ndim} dimensions."
+            )
         out.append(int(a) % ndim)
     return tuple(sorted(set(out)))
 
@@ -176,8 +177,9 @@ def _zipped_order(ndim: int, trace: tuple[int, ...], diag: tuple[int, ...]) -> l
     return order
 
 
-def _contract(a: Array, b: Array, ndim: int, trace: tuple[int, ...],
-              diag: tuple[int, ...]) -> Array:
+def _contract(
+    a: Array, b: Array, ndim: int, trace: tuple[int, ...], diag: tuple[int, ...]
+) -> Array:
     """``<a, b>`` over ``trace`` and over all axes past the first ``ndim``.
 
     ``a``: ``(*out1, *rest)``, ``b``: ``(*out2, *rest)`` with ``len(out) == ndim``.
@@ -197,8 +199,9 @@ def _contract(a: Array, b: Array, ndim: int, trace: tuple[int, ...],
     d, n1, n2 = math.prod(d_shape), math.prod(k1), math.prod(k2)
     a_m = a_t.reshape(d, n1, -1)
     b_m = b_t.reshape(d, n2, -1)
-    g = jax.lax.dot_general(a_m, b_m, (((2,), (2,)), ((0,), (0,))),
-                            precision=jax.lax.Precision.HIGHEST)
+    g = jax.lax.dot_general(
+        a_m, b_m, (((2,), (2,)), ((0,), (0,))), precision=jax.lax.Precision.HIGHEST
+    )
     g = g.reshape(d_shape + k1 + k2)
     # current axes: diag..., kept(x1)..., kept(x2)...; move to the zipped order
     pos = {}
@@ -212,8 +215,9 @@ def _contract(a: Array, b: Array, ndim: int, trace: tuple[int, ...],
     return g / size
 
 
-def _trace_and_diagonal(full: Array, ndim: int, trace: tuple[int, ...],
-                        diag: tuple[int, ...]) -> Array:
+def _trace_and_diagonal(
+    full: Array, ndim: int, trace: tuple[int, ...], diag: tuple[int, ...]
+) -> Array:
     """From a full kernel ``(*out1, *out2)`` to the zipped, traced, diagonal layout."""
     letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     l1, l2, lo = [], [], []
@@ -312,8 +316,10 @@ class _Engine:
         kw_in = [kw_axes.get(k) for k in keys]
 
         def single(xi: Array, *vals: Any) -> tuple[Array, Any]:
-            kwi = {k: (jnp.expand_dims(v, a) if a is not None else v)
-                   for k, v, a in zip(keys, vals, kw_in, strict=True)}
+            kwi = {
+                k: (jnp.expand_dims(v, a) if a is not None else v)
+                for k, v, a in zip(keys, vals, kw_in, strict=True)
+            }
             xi = jnp.expand_dims(xi, in_axes)
 
             def fi(p: Any) -> Array:
@@ -322,18 +328,23 @@ class _Engine:
             return _value_and_jacobian(fi, params)
 
         return jax.vmap(single, in_axes=(in_axes, *kw_in), out_axes=out_axes)(
-            x, *(kw[k] for k in keys))
+            x, *(kw[k] for k in keys)
+        )
 
     def _tappable(self, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...]) -> bool:
         """Whether the NTK can come from parameter taps (see :class:`NtkImplementation`)."""
         if "ntk" not in get or self.cfg.implementation not in (
-                NtkImplementation.AUTO, NtkImplementation.STRUCTURED_DERIVATIVES):
+            NtkImplementation.AUTO,
+            NtkImplementation.STRUCTURED_DERIVATIVES,
+        ):
             return False
         if getattr(self.apply_fn, "layer", None) is None:  # not an infattn.stax model
             return False
-        if x2 is not None and (x2.shape[1:] != x1.shape[1:] or x2.dtype != x1.dtype
-                               or any(isinstance(v, tuple) and len(v) == 2
-                                      for v in kw.values())):
+        if x2 is not None and (
+            x2.shape[1:] != x1.shape[1:]
+            or x2.dtype != x1.dtype
+            or any(isinstance(v, tuple) and len(v) == 2 for v in kw.values())
+        ):
             return False
         kw1, _ = _split_kwargs(kw, x2 is not None)
         try:
@@ -360,8 +371,9 @@ class _Engine:
         size = sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
         return int(min(4, max(1, PARALLEL_PARAMETER_BYTES // max(size, 1))))
 
-    def _tapped_ntk(self, params: Any, x1: Array, x2: Array | None,
-                    kw: dict) -> tuple[Array, Array, Array]:
+    def _tapped_ntk(
+        self, params: Any, x1: Array, x2: Array | None, kw: dict
+    ) -> tuple[Array, Array, Array]:
         """Outputs for ``x1`` and ``x2`` and the ``(N1, N2)`` NTK, traced over outputs."""
         n1 = x1.shape[0]
         x = x1 if x2 is None else jnp.concatenate([x1, x2])
@@ -370,20 +382,21 @@ class _Engine:
         accs = jax.tree_util.tree_map(lambda p: jnp.zeros(shape, p.dtype), params)
 
         def f(accs: Any) -> Array:
-            tapped = jax.tree_util.tree_map(
-                lambda p, a: taps.Tap(p, a, split), params, accs)
+            tapped = jax.tree_util.tree_map(lambda p, a: taps.Tap(p, a, split), params, accs)
             return self._f(tapped, x, kw)
 
         out, pullback = jax.vjp(f, accs)
         n_out = math.prod(out.shape[1:])
-        seeds = jnp.broadcast_to(jnp.eye(n_out, dtype=out.dtype)[:, None],
-                                 (n_out, out.shape[0], n_out)).reshape(n_out, *out.shape)
+        seeds = jnp.broadcast_to(
+            jnp.eye(n_out, dtype=out.dtype)[:, None], (n_out, out.shape[0], n_out)
+        ).reshape(n_out, *out.shape)
         (grams,) = jax.vmap(pullback)(seeds)  # per leaf (n_out, N1, N2)
         ntk = sum(jnp.sum(g, 0) for g in jax.tree_util.tree_leaves(grams)) / n_out
         return out[:n1], (out if x2 is None else out[n1:]), ntk
 
-    def _one_draw(self, key: Array, x1: Array, x2: Array | None, kw: dict,
-                  get: tuple[str, ...], tapped: bool) -> dict[str, Array]:
+    def _one_draw(
+        self, key: Array, x1: Array, x2: Array | None, kw: dict, get: tuple[str, ...], tapped: bool
+    ) -> dict[str, Array]:
         """One draw's kernels; ``tapped``: the NTK from parameter taps (:meth:`_tappable`)."""
         init_key, apply_key = jax.random.split(key)
         _, params = self.init_fn(init_key, x1.shape)
@@ -402,8 +415,10 @@ class _Engine:
             out1 = self._f(params, x1, kw1)
             out2 = out1 if x2 is None else self._f(params, x2, kw2)
         if out1.ndim != out2.ndim:
-            raise ValueError(f"`x2`: outputs f(x1) {out1.shape} and f(x2) {out2.shape} "
-                             "have different numbers of axes.")
+            raise ValueError(
+                f"`x2`: outputs f(x1) {out1.shape} and f(x2) {out2.shape} "
+                "have different numbers of axes."
+            )
         ndim = out1.ndim
         trace = _canonical_axes(self.cfg.trace_axes, ndim, "trace_axes")
         diag = _canonical_axes(self.cfg.diagonal_axes, ndim, "diagonal_axes")
@@ -412,8 +427,10 @@ class _Engine:
         for i in trace + diag:
             if out1.shape[i] != out2.shape[i]:
                 name = "trace_axes" if i in trace else "diagonal_axes"
-                raise ValueError(f"`x2`: outputs f(x1) {out1.shape} and f(x2) {out2.shape} "
-                                 f"differ on axis {i} of `{name}`.")
+                raise ValueError(
+                    f"`x2`: outputs f(x1) {out1.shape} and f(x2) {out2.shape} "
+                    f"differ on axis {i} of `{name}`."
+                )
         res: dict[str, Array] = {}
         if "nngp" in get:
             res["nngp"] = _contract(out1, out2, ndim, trace, diag)
@@ -423,16 +440,26 @@ class _Engine:
             elif use_jac:
                 leaves1 = jax.tree_util.tree_leaves(j1)
                 leaves2 = jax.tree_util.tree_leaves(j2)
-                res["ntk"] = sum(_contract(a, b, ndim, trace, diag)
-                                 for a, b in zip(leaves1, leaves2, strict=True))
+                res["ntk"] = sum(
+                    _contract(a, b, ndim, trace, diag)
+                    for a, b in zip(leaves1, leaves2, strict=True)
+                )
             else:
-                full = _ntk_vector_products(lambda p, x, k: self._f(p, x, k), params,
-                                            x1, x2, kw1, kw2)
+                full = _ntk_vector_products(
+                    lambda p, x, k: self._f(p, x, k), params, x1, x2, kw1, kw2
+                )
                 res["ntk"] = _trace_and_diagonal(full, ndim, trace, diag)
         return res
 
-    def _chunk_impl(self, keys: Array, x1: Array, x2: Array | None, dyn_kw: dict,
-                    get: tuple[str, ...], static_kw: tuple) -> dict[str, Array]:
+    def _chunk_impl(
+        self,
+        keys: Array,
+        x1: Array,
+        x2: Array | None,
+        dyn_kw: dict,
+        get: tuple[str, ...],
+        static_kw: tuple,
+    ) -> dict[str, Array]:
         kw = dict(dyn_kw, **dict(static_kw))
         tapped = self._tappable(x1, x2, kw, get)
         one = functools.partial(self._one_draw, x1=x1, x2=x2, kw=kw, get=get, tapped=tapped)
@@ -442,16 +469,23 @@ class _Engine:
         return jax.lax.map(one, keys, batch_size=parallel)
 
     # -- public to the module -------------------------------------------------------
-    def chunk(self, keys: Array, x1: Array, x2: Array | None, kwargs: dict,
-              get: tuple[str, ...]) -> dict[str, Array]:
+    def chunk(
+        self, keys: Array, x1: Array, x2: Array | None, kwargs: dict, get: tuple[str, ...]
+    ) -> dict[str, Array]:
         dyn, static = _split_static(kwargs)
         return self._chunk(keys, x1, x2, dyn, get=get, static_kw=static)
 
     def reduce(self, draws: dict[str, Array], weights: Array) -> dict[str, tuple]:
         return self._reduce(draws, weights)
 
-    def draws_per_chunk(self, x1: Array, x2: Array | None, kwargs: dict,
-                        get: tuple[str, ...], budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    def draws_per_chunk(
+        self,
+        x1: Array,
+        x2: Array | None,
+        kwargs: dict,
+        get: tuple[str, ...],
+        budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> int:
         """Draws per chunk that keep one chunk's memory within ``budget`` bytes.
 
         Within a chunk ``draws_in_parallel`` draws are live at once, each holding
@@ -469,7 +503,8 @@ class _Engine:
         try:
             out = jax.eval_shape(lambda p: self._f(p, x1, kw1), params)
             kern = jax.eval_shape(
-                lambda k: self._one_draw(k, x1, x2, dict(dyn, **dict(static)), get, tapped), key)
+                lambda k: self._one_draw(k, x1, x2, dict(dyn, **dict(static)), get, tapped), key
+            )
         except Exception:  # let the real call raise its own error
             return 1
         n_out = math.prod(out.shape) * (1 if x2 is None else 2)
@@ -484,14 +519,16 @@ def _split_static(kwargs: dict) -> tuple[dict, tuple]:
     dyn, static = {}, []
     for k, v in kwargs.items():
         if isinstance(v, jax.Array | np.ndarray) or (
-                isinstance(v, tuple) and any(isinstance(u, jax.Array | np.ndarray) for u in v)):
+            isinstance(v, tuple) and any(isinstance(u, jax.Array | np.ndarray) for u in v)
+        ):
             dyn[k] = v
         else:
             try:
                 hash(v)
             except TypeError as e:
-                raise ValueError(f"apply_fn keyword `{k}` must be an array or hashable; "
-                                 f"got {type(v)}.") from e
+                raise ValueError(
+                    f"apply_fn keyword `{k}` must be an array or hashable; got {type(v)}."
+                ) from e
             static.append((k, v))
     return dyn, tuple(sorted(static, key=lambda kv: kv[0]))
 
@@ -514,11 +551,13 @@ def _value_and_jacobian(f: Callable[[Any], Array], params: Any) -> tuple[Array, 
     return out, jac
 
 
-def _ntk_vector_products(f: Callable, params: Any, x1: Array, x2: Array | None,
-                         kw1: dict, kw2: dict) -> Array:
+def _ntk_vector_products(
+    f: Callable, params: Any, x1: Array, x2: Array | None, kw1: dict, kw2: dict
+) -> Array:
     """Full NTK ``(*out1, *out2)`` as ``J1 (J2^T e_k)`` for every output entry ``k``."""
-    out2, vjp2 = jax.vjp(lambda p: f(p, x2 if x2 is not None else x1,
-                                     kw2 if x2 is not None else kw1), params)
+    out2, vjp2 = jax.vjp(
+        lambda p: f(p, x2 if x2 is not None else x1, kw2 if x2 is not None else kw1), params
+    )
     n2 = out2.size
     basis = jnp.eye(n2, dtype=out2.dtype).reshape((n2, *out2.shape))
 
@@ -529,8 +568,7 @@ def _ntk_vector_products(f: Callable, params: Any, x1: Array, x2: Array | None,
     cols = jax.vmap(column)(basis)  # (n2, *out1)
     nd1 = cols.ndim - 1
     cols = cols.reshape(out2.shape + cols.shape[1:])
-    return jnp.moveaxis(cols, tuple(range(out2.ndim)),
-                        tuple(range(nd1, nd1 + out2.ndim)))
+    return jnp.moveaxis(cols, tuple(range(out2.ndim)), tuple(range(nd1, nd1 + out2.ndim)))
 
 
 def _reduce(draws: dict[str, Array], weights: Array) -> dict[str, tuple]:
@@ -613,10 +651,12 @@ def _canonical_n_samples(n_samples: Any) -> tuple[tuple[int, ...], bool]:
     elif isinstance(n_samples, Iterable) and not isinstance(n_samples, str):
         counts, generator = tuple(n_samples), True
     else:
-        raise TypeError(f"`n_samples` must be an integer or an iterable of integers; "
-                        f"got {type(n_samples)}.")
-    if not counts or not all(isinstance(n, int | np.integer) and not isinstance(n, bool)
-                             for n in counts):
+        raise TypeError(
+            f"`n_samples` must be an integer or an iterable of integers; got {type(n_samples)}."
+        )
+    if not counts or not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) for n in counts
+    ):
         raise ValueError(f"`n_samples` must contain only integers; got {n_samples}.")
     if any(n <= 0 for n in counts):
         raise ValueError(f"`n_samples` must be positive; got {n_samples}.")
@@ -635,8 +675,10 @@ def _check_input(x: Any, name: str, mask_constant: Any) -> Array:
             mc = float(mask_constant)
             bad &= ~(np.isnan(xn) if np.isnan(mc) else xn == mc)
         if bad.any():
-            raise ValueError(f"`{name}` has {int(bad.sum())} non-finite entries (NaN/inf) "
-                             "that are not padding (`mask_constant`).")
+            raise ValueError(
+                f"`{name}` has {int(bad.sum())} non-finite entries (NaN/inf) "
+                "that are not padding (`mask_constant`)."
+            )
     return jnp.asarray(x)
 
 
@@ -647,8 +689,9 @@ def _device_list(device_count: int) -> list:
     if device_count == -1:
         return devices
     if device_count < 0 or device_count > len(devices):
-        raise ValueError(f"`device_count` must be -1, 0 or in 1..{len(devices)}; "
-                         f"got {device_count}.")
+        raise ValueError(
+            f"`device_count` must be -1, 0 or in 1..{len(devices)}; got {device_count}."
+        )
     return devices[:device_count]
 
 
@@ -726,8 +769,7 @@ def monte_carlo_kernel_fn(
     counts, generator = _canonical_n_samples(n_samples)
     if not isinstance(batch_size, int | np.integer) or batch_size < 0:
         raise ValueError(f"`batch_size` must be a non-negative integer; got {batch_size}.")
-    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer)
-                                   or chunk_size < 1):
+    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size < 1):
         raise ValueError(f"`chunk_size` must be a positive integer or None; got {chunk_size}.")
     try:
         impl = NtkImplementation(int(implementation))
@@ -735,15 +777,23 @@ def monte_carlo_kernel_fn(
         raise ValueError(f"`implementation` must be 0, 1, 2 or 3; got {implementation}.") from e
     devices = _device_list(device_count)
     if draws_in_parallel is not None and (
-            not isinstance(draws_in_parallel, int | np.integer) or draws_in_parallel < 1):
-        raise ValueError(f"`draws_in_parallel` must be a positive integer or None; got "
-                         f"{draws_in_parallel}.")
-    cfg = _Config(trace_axes, diagonal_axes, vmap_axes, impl,
-                  None if draws_in_parallel is None else int(draws_in_parallel))
+        not isinstance(draws_in_parallel, int | np.integer) or draws_in_parallel < 1
+    ):
+        raise ValueError(
+            f"`draws_in_parallel` must be a positive integer or None; got {draws_in_parallel}."
+        )
+    cfg = _Config(
+        trace_axes,
+        diagonal_axes,
+        vmap_axes,
+        impl,
+        None if draws_in_parallel is None else int(draws_in_parallel),
+    )
     engine = _engine(init_fn, apply_fn, cfg)
 
-    def run(x1: Any, x2: Any, get: Any, return_se: bool,
-            apply_fn_kwargs: dict) -> Generator[Any, None, None]:
+    def run(
+        x1: Any, x2: Any, get: Any, return_se: bool, apply_fn_kwargs: dict
+    ) -> Generator[Any, None, None]:
         single, get_t = _canonical_get(get)
         if return_se and counts[0] < 2:
             raise ValueError(f"`n_samples` must be >= 2 for standard errors; got {counts[0]}.")
@@ -752,8 +802,10 @@ def monte_carlo_kernel_fn(
         if x2 is not None:
             x2 = _check_input(x2, "x2", mask_constant)
             if x2.ndim != x1.ndim or x2.shape[-1] != x1.shape[-1]:
-                raise ValueError(f"`x2` of shape {x2.shape} does not match `x1` of shape "
-                                 f"{x1.shape} (same number of axes and channels needed).")
+                raise ValueError(
+                    f"`x2` of shape {x2.shape} does not match `x1` of shape "
+                    f"{x1.shape} (same number of axes and channels needed)."
+                )
         tiles = _tiles(x1, x2, batch_size, cfg)
         n_max = counts[-1]
         if chunk_size is None:
@@ -769,8 +821,7 @@ def monte_carlo_kernel_fn(
             mesh = jax.sharding.Mesh(np.array(devices), ("draws",))
             sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("draws"))
         xp = jnp if store_on_device else np
-        states: list[dict[str, tuple]] = [
-            {k: (0, 0.0, 0.0) for k in get_t} for _ in tiles]
+        states: list[dict[str, tuple]] = [{k: (0, 0.0, 0.0) for k in get_t} for _ in tiles]
         done = 0
         targets = list(counts)
         bar = tqdm(total=n_max, disable=not progress, desc="MC draws", unit="draw")
@@ -778,16 +829,17 @@ def monte_carlo_kernel_fn(
             for c in range(n_chunks):
                 start = c * size
                 keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
-                    jnp.arange(start, start + size))
+                    jnp.arange(start, start + size)
+                )
                 if sharding is not None:
                     keys = jax.device_put(keys, sharding)
-                draws = [engine.chunk(keys, t.x1, t.x2, apply_fn_kwargs, get_t)
-                         for t in tiles]
+                draws = [engine.chunk(keys, t.x1, t.x2, apply_fn_kwargs, get_t) for t in tiles]
                 pos = start
                 while pos < min(start + size, n_max):
                     stop = min(start + size, targets[0])
                     w = (jnp.arange(start, start + size) >= pos) & (
-                        jnp.arange(start, start + size) < stop)
+                        jnp.arange(start, start + size) < stop
+                    )
                     for t, (tile_draws, state) in enumerate(zip(draws, states, strict=True)):
                         red = engine.reduce(tile_draws, w)
                         for kind in get_t:
@@ -796,25 +848,39 @@ def monte_carlo_kernel_fn(
                                 raise ValueError(
                                     f"`apply_fn` produced non-finite (NaN/inf) {kind} for "
                                     f"draws {pos}..{stop - 1} (tile {t}); check `x1`/`x2`, "
-                                    "`mask_constant` and the model.")
-                            b = (int(cnt), mean, m2) if store_on_device else (
-                                int(cnt), np.asarray(mean, np.float64),
-                                np.asarray(m2, np.float64))
+                                    "`mask_constant` and the model."
+                                )
+                            b = (
+                                (int(cnt), mean, m2)
+                                if store_on_device
+                                else (
+                                    int(cnt),
+                                    np.asarray(mean, np.float64),
+                                    np.asarray(m2, np.float64),
+                                )
+                            )
                             state[kind] = _combine(state[kind], b) if state[kind][0] else b
                     bar.update(stop - pos)
                     pos = stop
                     done = stop
                     if done == targets[0]:
                         targets.pop(0)
-                        yield _result(states, tiles, get_t, single, done, return_se,
-                                      x2 is None, cfg, xp)
+                        yield _result(
+                            states, tiles, get_t, single, done, return_se, x2 is None, cfg, xp
+                        )
                         if not targets:
                             return
         finally:
             bar.close()
 
-    def kernel_fn(x1: Array, x2: Array | None = None, get: Any = None, *,
-                  return_se: bool = False, **apply_fn_kwargs: Any) -> Any:
+    def kernel_fn(
+        x1: Array,
+        x2: Array | None = None,
+        get: Any = None,
+        *,
+        return_se: bool = False,
+        **apply_fn_kwargs: Any,
+    ) -> Any:
         gen = run(x1, x2, get, return_se, apply_fn_kwargs)
         if generator:
             return gen
@@ -842,8 +908,9 @@ def _tiles(x1: Array, x2: Array | None, batch_size: int, cfg: _Config) -> list[_
     diag = (cfg.diagonal_axes,) if isinstance(cfg.diagonal_axes, int) else cfg.diagonal_axes
     trace = (cfg.trace_axes,) if isinstance(cfg.trace_axes, int) else cfg.trace_axes
     if 0 in trace:
-        raise ValueError("`batch_size` > 0 cannot be combined with the batch axis 0 in "
-                         "`trace_axes`.")
+        raise ValueError(
+            "`batch_size` > 0 cannot be combined with the batch axis 0 in `trace_axes`."
+        )
     b1, b2 = n1 // batch_size, n2 // batch_size
     x2_ = x1 if x2 is None else x2
     tiles = []
@@ -851,8 +918,8 @@ def _tiles(x1: Array, x2: Array | None, batch_size: int, cfg: _Config) -> list[_
         for j in range(b2):
             if 0 in diag and i != j:
                 continue
-            xi = x1[i * batch_size:(i + 1) * batch_size]
-            xj = None if (x2 is None and i == j) else x2_[j * batch_size:(j + 1) * batch_size]
+            xi = x1[i * batch_size : (i + 1) * batch_size]
+            xj = None if (x2 is None and i == j) else x2_[j * batch_size : (j + 1) * batch_size]
             tiles.append(_Tile(xi, xj, i, j))
     return tiles
 
@@ -869,8 +936,17 @@ def _assemble(parts: list[Any], tiles: list[_Tile], cfg: _Config, xp: Any) -> An
     return xp.concatenate([xp.concatenate(rows[i], axis=1) for i in sorted(rows)], axis=0)
 
 
-def _result(states: list[dict], tiles: list[_Tile], get: tuple[str, ...], single: bool,
-            n: int, return_se: bool, symmetric: bool, cfg: _Config, xp: Any) -> Any:
+def _result(
+    states: list[dict],
+    tiles: list[_Tile],
+    get: tuple[str, ...],
+    single: bool,
+    n: int,
+    return_se: bool,
+    symmetric: bool,
+    cfg: _Config,
+    xp: Any,
+) -> Any:
     means, ses = {}, {}
     for kind in get:
         means[kind] = _assemble([s[kind][1] for s in states], tiles, cfg, xp)
@@ -879,8 +955,13 @@ def _result(states: list[dict], tiles: list[_Tile], get: tuple[str, ...], single
             ses[kind] = _assemble(se, tiles, cfg, xp)
     if return_se:
         return MonteCarloEstimate(
-            nngp=means.get("nngp"), ntk=means.get("ntk"),
-            nngp_se=ses.get("nngp"), ntk_se=ses.get("ntk"), n_samples=n, get=get)
+            nngp=means.get("nngp"),
+            ntk=means.get("ntk"),
+            nngp_se=ses.get("nngp"),
+            ntk_se=ses.get("ntk"),
+            n_samples=n,
+            get=get,
+        )
     if single:
         return means[get[0]]
     return _namedtuple(get)(*(means[g] for g in get))
@@ -928,14 +1009,15 @@ def empirical_kernel_draws(
     size = math.ceil(n / n_chunks)
     out: dict[str, list] = {k: [] for k in get_t}
     for c in tqdm(range(n_chunks), disable=not progress, desc="MC chunks"):
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
-            jnp.arange(c * size, (c + 1) * size))
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(c * size, (c + 1) * size))
         draws = engine.chunk(keys, x1, x2, apply_fn_kwargs, get_t)
         for k in get_t:
             out[k].append(draws[k])
     res = {k: jnp.concatenate(v)[:n] for k, v in out.items()}
     for k, v in res.items():
         if not bool(jnp.all(jnp.isfinite(v))):
-            raise ValueError(f"`apply_fn` produced non-finite (NaN/inf) {k} draws; check "
-                             "`x1`/`x2`, `mask_constant` and the model.")
+            raise ValueError(
+                f"`apply_fn` produced non-finite (NaN/inf) {k} draws; check "
+                "`x1`/`x2`, `mask_constant` and the model."
+            )
     return res

@@ -158,14 +158,17 @@ def distance(
     lo, hi = bias_sq - zq * bias_sq_se, bias_sq + zq * bias_sq_se
     tot_se = np.sqrt(se2 + sa**2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(tot_se > 0, np.abs(mean_dev) / tot_se,
-                     np.where(mean_dev == 0, 0.0, np.inf))
+        z = np.where(tot_se > 0, np.abs(mean_dev) / tot_se, np.where(mean_dev == 0, 0.0, np.inf))
     return Distance(
-        kind=kind, n_heads=int(n_heads), width=int(width), n_samples=n,
+        kind=kind,
+        n_heads=int(n_heads),
+        width=int(width),
+        n_samples=n,
         analytic_norm=norm,
         rel_fro=float(np.linalg.norm(mean_dev) / norm),
         rel_noise=float(np.sqrt(se2.sum() + (sa**2).sum()) / norm),
-        bias_sq=float(bias_sq), bias_sq_se=bias_sq_se,
+        bias_sq=float(bias_sq),
+        bias_sq_se=bias_sq_se,
         rel_bias=float(np.sqrt(max(bias_sq, 0.0)) / norm),
         rel_bias_ci=(float(np.sqrt(max(lo, 0.0)) / norm), float(np.sqrt(max(hi, 0.0)) / norm)),
         max_abs=float(np.abs(mean_dev).max()),
@@ -205,12 +208,15 @@ class SlopeFit:
     def __str__(self) -> str:
         what = f"{self.kind} vs {self.against}" + (
             f" ({'heads' if self.against == 'width' else 'width'}={self.fixed})"
-            if self.against and self.fixed else "")
+            if self.against and self.fixed
+            else ""
+        )
         return f"{what}: slope {self.slope:+.3f} +- {self.slope_se:.3f} ({len(self.x)} points)"
 
 
-def fit_loglog_slope(x: Any, y: Any, y_se: Any = None, *, against: str = "",
-                     fixed: int = 0, kind: str = "") -> SlopeFit:
+def fit_loglog_slope(
+    x: Any, y: Any, y_se: Any = None, *, against: str = "", fixed: int = 0, kind: str = ""
+) -> SlopeFit:
     """Weighted least-squares slope of ``log y`` against ``log x``.
 
     Args:
@@ -238,8 +244,20 @@ def fit_loglog_slope(x: Any, y: Any, y_se: Any = None, *, against: str = "",
     se = None if se is None else se[ok]
     nan = float("nan")
     if x.size < 2 or np.unique(x).size < 2:
-        return SlopeFit(nan, nan, nan, nan, nan, 0, tuple(x), tuple(y),
-                        tuple(se) if se is not None else (), against, fixed, kind)
+        return SlopeFit(
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            0,
+            tuple(x),
+            tuple(y),
+            tuple(se) if se is not None else (),
+            against,
+            fixed,
+            kind,
+        )
     lx, ly = np.log(x), np.log(y)
     w = np.ones_like(ly) if se is None else (y / se) ** 2
     design = np.stack([np.ones_like(lx), lx], 1)
@@ -254,10 +272,19 @@ def fit_loglog_slope(x: Any, y: Any, y_se: Any = None, *, against: str = "",
     elif dof > 0:
         cov = cov * max(1.0, chi2 / dof)
     return SlopeFit(
-        slope=float(beta[1]), slope_se=float(np.sqrt(cov[1, 1])),
-        intercept=float(beta[0]), intercept_se=float(np.sqrt(cov[0, 0])),
-        chi2=chi2, dof=dof, x=tuple(x), y=tuple(y),
-        y_se=tuple(se) if se is not None else (), against=against, fixed=fixed, kind=kind)
+        slope=float(beta[1]),
+        slope_se=float(np.sqrt(cov[1, 1])),
+        intercept=float(beta[0]),
+        intercept_se=float(np.sqrt(cov[0, 0])),
+        chi2=chi2,
+        dof=dof,
+        x=tuple(x),
+        y=tuple(y),
+        y_se=tuple(se) if se is not None else (),
+        against=against,
+        fixed=fixed,
+        kind=kind,
+    )
 
 
 # ------------------------------------------------------------------ sweeps
@@ -295,8 +322,10 @@ class ConvergenceSweep:
 
     def table(self) -> str:
         """The rows and slopes as a text table."""
-        head = (f"{'kernel':<6}{'heads':>6}{'width':>7}{'draws':>7}{'rel_fro':>10}"
-                f"{'noise':>9}{'rel_bias':>10}{'95% CI':>21}{'max_abs':>10}{'max_z':>7}")
+        head = (
+            f"{'kernel':<6}{'heads':>6}{'width':>7}{'draws':>7}{'rel_fro':>10}"
+            f"{'noise':>9}{'rel_bias':>10}{'95% CI':>21}{'max_abs':>10}{'max_z':>7}"
+        )
         lines = [head, "-" * len(head)]
         for r in self.rows:
             ci = f"[{r.rel_bias_ci[0]:.2e}, {r.rel_bias_ci[1]:.2e}]"
@@ -304,7 +333,8 @@ class ConvergenceSweep:
             lines.append(
                 f"{r.kind:<6}{r.n_heads:>6}{r.width:>7}{r.n_samples:>7}{r.rel_fro:>10.2e}"
                 f"{r.rel_noise:>9.1e}{r.rel_bias:>10.2e}{ci:>21}{r.max_abs:>10.2e}"
-                f"{r.max_z:>7.1f}{flag}")
+                f"{r.max_z:>7.1f}{flag}"
+            )
         if self.fits:
             lines.append("")
             lines.extend(str(f) for f in self.fits)
@@ -323,25 +353,33 @@ class ConvergenceSweep:
 
         kinds = self.kinds if kind is None else (kind,)
         if axes is None:
-            fig, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)),
-                                     squeeze=False)
+            fig, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)), squeeze=False)
         else:
             axes = np.asarray(axes).reshape(len(kinds), 2)
             fig = axes[0, 0].figure
         for row, k in zip(axes, kinds, strict=True):
-            for ax, against, series, xs in ((row[0], "width", self.heads, self.widths),
-                                            (row[1], "heads", self.widths, self.heads)):
+            for ax, against, series, xs in (
+                (row[0], "width", self.heads, self.widths),
+                (row[1], "heads", self.widths, self.heads),
+            ):
                 for fixed in series:
-                    pts = [self.row(k, fixed, v) if against == "width" else self.row(k, v, fixed)
-                           for v in xs]
+                    pts = [
+                        self.row(k, fixed, v) if against == "width" else self.row(k, v, fixed)
+                        for v in xs
+                    ]
                     y = np.array([p.rel_bias for p in pts])
                     lo = np.array([p.rel_bias_ci[0] for p in pts])
                     hi = np.array([p.rel_bias_ci[1] for p in pts])
                     label = f"{'heads' if against == 'width' else 'width'}={fixed}"
                     res = np.array([p.resolved for p in pts])
-                    line = ax.errorbar(np.array(xs)[res], y[res],
-                                       yerr=[(y - lo)[res], (hi - y)[res]],
-                                       fmt="o", capsize=3, label=label)
+                    line = ax.errorbar(
+                        np.array(xs)[res],
+                        y[res],
+                        yerr=[(y - lo)[res], (hi - y)[res]],
+                        fmt="o",
+                        capsize=3,
+                        label=label,
+                    )
                     color = line[0].get_color()
                     if (~res).any():
                         ax.plot(np.array(xs)[~res], hi[~res], "v", color=color, alpha=0.6)
@@ -352,8 +390,14 @@ class ConvergenceSweep:
                         continue
                     if np.isfinite(f.slope):
                         grid = np.geomspace(min(xs), max(xs), 50)
-                        ax.plot(grid, f.predict(grid), "-", color=color, alpha=0.8,
-                                label=f"slope {f.slope:+.2f} ± {f.slope_se:.2f}")
+                        ax.plot(
+                            grid,
+                            f.predict(grid),
+                            "-",
+                            color=color,
+                            alpha=0.8,
+                            label=f"slope {f.slope:+.2f} ± {f.slope_se:.2f}",
+                        )
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 ax.set_xlabel(against)
@@ -388,8 +432,15 @@ def _analytic_replicates(reps: Sequence[Any], kinds: tuple[str, ...]) -> dict[st
     return out
 
 
-def _check_argument_used(factory: Factory, values: Sequence[int], other: int, which: str,
-                         x1: Array, key: Array, apply_fn_kwargs: dict) -> None:
+def _check_argument_used(
+    factory: Factory,
+    values: Sequence[int],
+    other: int,
+    which: str,
+    x1: Array,
+    key: Array,
+    apply_fn_kwargs: dict,
+) -> None:
     """``ValueError`` if the factory's outputs do not change with ``which``."""
     distinct = sorted(set(values))
     if len(distinct) < 2:
@@ -408,7 +459,8 @@ def _check_argument_used(factory: Factory, values: Sequence[int], other: int, wh
             f"`factory` ignores its `{which}` argument: the outputs for {which}="
             f"{distinct[0]} and {which}={distinct[1]} are identical at the same key. "
             "The factory must be `factory(n_heads, width) -> (init_fn, apply_fn, kernel_fn)` "
-            f"and pass `{which}` to the model.")
+            f"and pass `{which}` to the model."
+        )
 
 
 def convergence_sweep(
@@ -489,14 +541,26 @@ def convergence_sweep(
     for c, (h, w) in enumerate(tqdm(configs, disable=not progress, desc="configs")):
         init_fn, apply_fn, _ = factory(h, w)
         draws = empirical_kernel_draws(
-            init_fn, apply_fn, jax.random.fold_in(key, c), n_samples, x1, x2, kinds,
-            trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
-            chunk_size=chunk_size, **apply_fn_kwargs)
+            init_fn,
+            apply_fn,
+            jax.random.fold_in(key, c),
+            n_samples,
+            x1,
+            x2,
+            kinds,
+            trace_axes=trace_axes,
+            diagonal_axes=diagonal_axes,
+            vmap_axes=vmap_axes,
+            chunk_size=chunk_size,
+            **apply_fn_kwargs,
+        )
         for k in kinds:
             mean, se = ref[k]
             if mean.shape != draws[k].shape[1:]:
-                raise ValueError(f"`analytic` {k} has shape {mean.shape}, the empirical "
-                                 f"kernels {draws[k].shape[1:]} (check trace/diagonal axes).")
+                raise ValueError(
+                    f"`analytic` {k} has shape {mean.shape}, the empirical "
+                    f"kernels {draws[k].shape[1:]} (check trace/diagonal axes)."
+                )
             rows.append(distance(draws[k], mean, se, level=level, kind=k, n_heads=h, width=w))
 
     sweep = ConvergenceSweep(tuple(rows), (), heads, widths, kinds)
@@ -506,13 +570,21 @@ def convergence_sweep(
             if len(set(xs)) < 2:
                 continue
             for fixed in fixed_values:
-                pts = [sweep.row(k, fixed, v) if against == "width" else sweep.row(k, v, fixed)
-                       for v in xs]
+                pts = [
+                    sweep.row(k, fixed, v) if against == "width" else sweep.row(k, v, fixed)
+                    for v in xs
+                ]
                 pts = [p for p in pts if p.resolved]
-                fits.append(fit_loglog_slope(
-                    [p.width if against == "width" else p.n_heads for p in pts],
-                    [p.rel_bias for p in pts], [p.rel_bias_se for p in pts],
-                    against=against, fixed=fixed, kind=k))
+                fits.append(
+                    fit_loglog_slope(
+                        [p.width if against == "width" else p.n_heads for p in pts],
+                        [p.rel_bias for p in pts],
+                        [p.rel_bias_se for p in pts],
+                        against=against,
+                        fixed=fixed,
+                        kind=k,
+                    )
+                )
     return dataclasses.replace(sweep, fits=tuple(fits))
 
 
@@ -539,8 +611,9 @@ class CollapseResult:
 
     def __str__(self) -> str:
         lines = [f"{'width':>7}{'||A - U|| / ||U||':>20}{'se':>10}"]
-        for w, d, s in zip(self.widths, self.attention_distance, self.attention_distance_se,
-                           strict=True):
+        for w, d, s in zip(
+            self.widths, self.attention_distance, self.attention_distance_se, strict=True
+        ):
             lines.append(f"{w:>7}{d:>20.4e}{s:>10.1e}")
         lines.append(f"attention matrices: {self.attention_fit}")
         if self.kernel is not None:
@@ -555,13 +628,18 @@ class CollapseResult:
             fig, ax = plt.subplots(figsize=(5, 3.6))
         else:
             fig = ax.figure
-        ax.errorbar(self.widths, self.attention_distance, yerr=self.attention_distance_se,
-                    fmt="o", capsize=3, label="finite untied 1/d attention")
+        ax.errorbar(
+            self.widths,
+            self.attention_distance,
+            yerr=self.attention_distance_se,
+            fmt="o",
+            capsize=3,
+            label="finite untied 1/d attention",
+        )
         f = self.attention_fit
         if np.isfinite(f.slope):
             grid = np.geomspace(min(self.widths), max(self.widths), 50)
-            ax.plot(grid, f.predict(grid), "-",
-                    label=f"slope {f.slope:+.2f} ± {f.slope_se:.2f}")
+            ax.plot(grid, f.predict(grid), "-", label=f"slope {f.slope:+.2f} ± {f.slope_se:.2f}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("key width d")
@@ -607,6 +685,7 @@ def attention_collapse(
     valid = jnp.ones((n, length), bool) if mask is None else ~jnp.asarray(mask, bool)
     means, ses = [], []
     for i, d in enumerate(widths):
+
         @jax.jit
         def one(k: Array, d: int = int(d)) -> Array:
             kq, kk = jax.random.split(k)
@@ -622,7 +701,8 @@ def attention_collapse(
             return jnp.mean(diff / norm)
 
         keys = jax.vmap(lambda j, i=i: jax.random.fold_in(jax.random.fold_in(key, i), j))(
-            jnp.arange(n_samples))
+            jnp.arange(n_samples)
+        )
         vals = np.asarray(jax.lax.map(one, keys), np.float64)
         means.append(vals.mean())
         ses.append(vals.std(ddof=1) / np.sqrt(n_samples))
@@ -655,12 +735,26 @@ def uniform_collapse(
     head count (slope ``-1``). ``sweep_kwargs`` go to :func:`convergence_sweep`
     (``n_samples`` and ``key`` are shared).
     """
-    means, ses, fit = attention_collapse(x, widths, key=key, n_samples=n_samples,
-                                         qk_std=qk_std, mask=sweep_kwargs.pop("mask", None))
+    means, ses, fit = attention_collapse(
+        x, widths, key=key, n_samples=n_samples, qk_std=qk_std, mask=sweep_kwargs.pop("mask", None)
+    )
     kernel = None
     if factory is not None:
         kernel = convergence_sweep(
-            lambda h, w: factory(w), x, heads=(1,), widths=widths, n_samples=n_samples,
-            key=jax.random.fold_in(key, 10**6), get=get, check_heads=False, **sweep_kwargs)
-    return CollapseResult(tuple(int(w) for w in widths), tuple(float(m) for m in means),
-                          tuple(float(s) for s in ses), fit, kernel)
+            lambda h, w: factory(w),
+            x,
+            heads=(1,),
+            widths=widths,
+            n_samples=n_samples,
+            key=jax.random.fold_in(key, 10**6),
+            get=get,
+            check_heads=False,
+            **sweep_kwargs,
+        )
+    return CollapseResult(
+        tuple(int(w) for w in widths),
+        tuple(float(m) for m in means),
+        tuple(float(s) for s in ses),
+        fit,
+        kernel,
+    )

@@ -50,9 +50,11 @@ def test_linear_network_ntk_unbiased() -> None:
     """Dense-Dense (linear): E[empirical NTK] equals the analytic NTK at any width."""
     x = _x((3, 4, 6))
     init_fn, apply_fn, kernel_fn = stax.serial(
-        stax.Dense(16, W_std=1.2, b_std=0.3), stax.Dense(4, W_std=0.9, b_std=0.2))
+        stax.Dense(16, W_std=1.2, b_std=0.3), stax.Dense(4, W_std=0.9, b_std=0.2)
+    )
     est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 300, vmap_axes=0)(
-        x, None, ("nngp", "ntk"), return_se=True)
+        x, None, ("nngp", "ntk"), return_se=True
+    )
     ref = kernel_fn(x, None, ("nngp", "ntk"))
     assert est.nngp.shape == (3, 3, 4, 4)
     for kind in ("nngp", "ntk"):
@@ -68,7 +70,8 @@ def test_standard_errors_match_spread_of_independent_estimates() -> None:
     means, ses = [], []
     for r in range(24):
         est = monte_carlo_kernel_fn(init_fn, apply_fn, fn(jax.random.PRNGKey(100 + r)), 12)(
-            x, None, ("nngp", "ntk"), return_se=True)
+            x, None, ("nngp", "ntk"), return_se=True
+        )
         means.append(np.stack([est.nngp, est.ntk]))
         ses.append(np.stack([est.nngp_se, est.ntk_se]))
     means, ses = np.stack(means), np.stack(ses)
@@ -94,7 +97,8 @@ def test_list_n_samples_matches_separate_calls(small_model: tuple) -> None:
     assert [r.n_samples for r in results] == [2, 5, 9]
     for r in results:
         single = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, r.n_samples)(
-            x, None, ("nngp", "ntk"), return_se=True)
+            x, None, ("nngp", "ntk"), return_se=True
+        )
         for kind in ("nngp", "ntk"):
             np.testing.assert_allclose(r.mean(kind), single.mean(kind), rtol=1e-9)
             np.testing.assert_allclose(r.se(kind), single.se(kind), rtol=1e-7, atol=1e-12)
@@ -104,15 +108,20 @@ def test_chunking_tiling_and_storage_do_not_change_results(small_model: tuple) -
     init_fn, apply_fn, _ = small_model
     x1, x2 = _x((4, 2, 4)), _x((2, 2, 4), 3)
     ref = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 7, chunk_size=7)(
-        x1, x2, None, return_se=True)
-    for kw in ({"chunk_size": 3, "store_on_device": False}, {"batch_size": 2},
-               {"vmap_axes": 0, "draws_in_parallel": 3}, {"implementation": 2, "chunk_size": 7}):
-        est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 7, **kw)(
-            x1, x2, None, return_se=True)
+        x1, x2, None, return_se=True
+    )
+    for kw in (
+        {"chunk_size": 3, "store_on_device": False},
+        {"batch_size": 2},
+        {"vmap_axes": 0, "draws_in_parallel": 3},
+        {"implementation": 2, "chunk_size": 7},
+    ):
+        est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 7, **kw)(x1, x2, None, return_se=True)
         for kind in ("nngp", "ntk"):
             np.testing.assert_allclose(est.mean(kind), ref.mean(kind), rtol=1e-8, err_msg=str(kw))
-            np.testing.assert_allclose(est.se(kind), ref.se(kind), rtol=1e-6, atol=1e-12,
-                                       err_msg=str(kw))
+            np.testing.assert_allclose(
+                est.se(kind), ref.se(kind), rtol=1e-6, atol=1e-12, err_msg=str(kw)
+            )
 
 
 def test_x2_none_equals_x2_x1_and_get_forms(small_model: tuple) -> None:
@@ -157,8 +166,7 @@ def test_trace_and_diagonal_axes_against_explicit_contractions() -> None:
         ((1, 2), ()): ("iac,jac->ij", 15),
     }
     for (trace, diag), (spec, size) in cases.items():
-        fn = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2, trace_axes=trace,
-                                   diagonal_axes=diag)
+        fn = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2, trace_axes=trace, diagonal_axes=diag)
         k = fn(x1, x2)
         np.testing.assert_allclose(k.nngp, np.einsum(spec, f1, f2) / size, rtol=1e-9)
         spec_j = spec.replace(",", "p,").replace("->", "p->")
@@ -194,7 +202,8 @@ def test_masked_sequence_outputs_are_zero_at_padding() -> None:
     x = _x((2, 5, 3)).at[1, 3:].set(jnp.nan)
     init_fn, apply_fn, _ = _attention_model(pool=False)
     est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 3)(
-        x, None, "nngp", return_se=True, mask_constant=jnp.nan)
+        x, None, "nngp", return_se=True, mask_constant=jnp.nan
+    )
     k = np.asarray(est.nngp)
     assert k.shape == (2, 2, 5, 5) and np.all(np.isfinite(k))
     assert np.all(k[1, :, 3:, :] == 0) and np.all(k[:, 1, :, 3:] == 0)
@@ -205,10 +214,13 @@ def test_tied_attention_model_agrees_with_analytic_kernel() -> None:
     """Wide tied 1/d attention with a readout: MC within a few SE (+ small bias) of analytic."""
     x = _x((3, 4, 4))
     init_fn, apply_fn, kernel_fn = stax.serial(
-        stax.GlobalSelfAttention(256, 256, 64, 4, pos_emb_type="SUM"), stax.GlobalAvgPool(),
-        stax.Dense(1))
+        stax.GlobalSelfAttention(256, 256, 64, 4, pos_emb_type="SUM"),
+        stax.GlobalAvgPool(),
+        stax.Dense(1),
+    )
     est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 64, vmap_axes=0)(
-        x, None, ("nngp", "ntk"), return_se=True)
+        x, None, ("nngp", "ntk"), return_se=True
+    )
     ref = kernel_fn(x, None, ("nngp", "ntk"))
     for kind in ("nngp", "ntk"):
         mean, se, a = np.asarray(est.mean(kind)), np.asarray(est.se(kind)), getattr(ref, kind)
@@ -264,7 +276,8 @@ def test_draws_match_estimator_and_progress_bar(small_model: tuple) -> None:
     x = _x((2, 2, 4))
     draws = empirical_kernel_draws(init_fn, apply_fn, KEY, 6, x, chunk_size=4)
     est = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 6, progress=True)(
-        x, None, None, return_se=True)
+        x, None, None, return_se=True
+    )
     for kind in ("nngp", "ntk"):
         d = np.asarray(draws[kind])
         assert d.shape == (6, 2, 2, 2, 2)
@@ -293,8 +306,15 @@ def test_draws_sharded_over_two_devices_give_the_same_estimate() -> None:
     import subprocess
     import sys
 
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", _MULTI_DEVICE], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _MULTI_DEVICE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -81,8 +81,16 @@ def _scaled_dense_factory(n_heads: int, width: int) -> tuple:
 def test_sweep_recovers_known_rates_and_reports() -> None:
     x = jax.random.normal(KEY, (3, 6))
     analytic = {"nngp": np.asarray(x @ x.T / 6)}
-    sweep = convergence_sweep(_scaled_dense_factory, x, heads=[1, 2, 4], widths=[2, 4, 8, 16],
-                              n_samples=200, key=KEY, get="nngp", analytic=analytic)
+    sweep = convergence_sweep(
+        _scaled_dense_factory,
+        x,
+        heads=[1, 2, 4],
+        widths=[2, 4, 8, 16],
+        n_samples=200,
+        key=KEY,
+        get="nngp",
+        analytic=analytic,
+    )
     assert isinstance(sweep, ConvergenceSweep)
     for h in (1, 2, 4):
         f = sweep.fit("nngp", "width", h)
@@ -119,8 +127,16 @@ def test_tied_linear_attention_nngp_bias_falls_like_one_over_key_width() -> None
     def factory(n_heads: int, width: int) -> tuple:
         return stax.GlobalSelfAttention(512, width, 32, n_heads, W_key_std=2.0)
 
-    sweep = convergence_sweep(factory, x, heads=[16], widths=[8, 16, 32, 64], n_samples=192,
-                              key=KEY, get="nngp", vmap_axes=0)
+    sweep = convergence_sweep(
+        factory,
+        x,
+        heads=[16],
+        widths=[8, 16, 32, 64],
+        n_samples=192,
+        key=KEY,
+        get="nngp",
+        vmap_axes=0,
+    )
     f = sweep.fit("nngp", "width", 16)
     assert len(f.x) >= 3, str(sweep)
     assert -1.05 - 2 * f.slope_se < f.slope < -0.75 + 2 * f.slope_se, str(sweep)
@@ -131,15 +147,34 @@ def test_standard_scaling_sweep_uses_analytic_standard_errors() -> None:
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 4))
 
     def factory(n_heads: int, width: int, seed: int = 0) -> tuple:
-        return stax.GlobalSelfAttention(64, width, 16, n_heads, linear_scaling=False,
-                                        mc_samples=64, mc_seed=seed)
+        return stax.GlobalSelfAttention(
+            64, width, 16, n_heads, linear_scaling=False, mc_samples=64, mc_seed=seed
+        )
 
     reps = [factory(1, 8, s)[2](x, None, "nngp") for s in range(3)]
     reps = [{"nngp": r} for r in reps]
-    sweep = convergence_sweep(factory, x, heads=[1, 4], widths=[8], n_samples=16, key=KEY,
-                              get="nngp", analytic=reps, vmap_axes=0)
-    exact = convergence_sweep(factory, x, heads=[1, 4], widths=[8], n_samples=16, key=KEY,
-                              get="nngp", analytic=reps[0], vmap_axes=0)
+    sweep = convergence_sweep(
+        factory,
+        x,
+        heads=[1, 4],
+        widths=[8],
+        n_samples=16,
+        key=KEY,
+        get="nngp",
+        analytic=reps,
+        vmap_axes=0,
+    )
+    exact = convergence_sweep(
+        factory,
+        x,
+        heads=[1, 4],
+        widths=[8],
+        n_samples=16,
+        key=KEY,
+        get="nngp",
+        analytic=reps[0],
+        vmap_axes=0,
+    )
     for h in (1, 4):
         a, b = sweep.row("nngp", h, 8), exact.row("nngp", h, 8)
         assert np.isfinite(a.bias_sq) and a.bias_sq_se > 0
@@ -152,11 +187,13 @@ def test_untied_linear_attention_collapses_to_uniform_averaging() -> None:
     w_std = float(np.sqrt(2.0))
 
     def factory(width: int) -> tuple:
-        return stax.GlobalSelfAttention(256, width, 16, 4, W_key_std=w_std, W_query_std=w_std,
-                                        tie_query_key=False)
+        return stax.GlobalSelfAttention(
+            256, width, 16, 4, W_key_std=w_std, W_query_std=w_std, tie_query_key=False
+        )
 
-    res = uniform_collapse(x, [8, 32, 128, 512], key=KEY, n_samples=48, qk_std=2.0,
-                           factory=factory, vmap_axes=0)
+    res = uniform_collapse(
+        x, [8, 32, 128, 512], key=KEY, n_samples=48, qk_std=2.0, factory=factory, vmap_axes=0
+    )
     f = res.attention_fit
     assert abs(f.slope + 0.5) < max(0.08, 3 * f.slope_se), str(res)
     f = res.kernel.fit("nngp", "width", 1)

@@ -11,6 +11,7 @@ echo "== regenerating reference kernels with neural-tangents 0.6.5"
 "$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR"
 echo "== ruff"
 .venv/bin/ruff check infattn tests tools benchmarks
+.venv/bin/ruff format --check infattn tests tools benchmarks
 echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
 echo "== pytest"

@@ -106,9 +106,7 @@ def conv(
     ``(N, *out_spatial, C_in * |F|)`` (input channel major, as XLA orders them).
     """
     if not isinstance(w, Tap):
-        return lax.conv_general_dilated(
-            x, w, strides, padding, dimension_numbers=dimension_numbers
-        )
+        return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dimension_numbers)
     patches = lax.conv_general_dilated_patches(
         x, filter_shape, strides, padding, dimension_numbers=dimension_numbers
     )

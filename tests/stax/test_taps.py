@@ -43,9 +43,13 @@ def _tapped_gram(op, w: jax.Array, shape: tuple[int, int], split: int | None) ->
 @pytest.mark.parametrize("split", [None, 2])
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "axes"),
-    [((5, 4, 3), (3, 6), 0), ((5, 2, 3, 3), (2, 3, 4), 1), ((5, 7, 24), (3, 8), (1, 0)),
-     # few positions and wide weights: the per-example-gradient branch
-     ((5, 1, 40), (40, 30), 0)],
+    [
+        ((5, 4, 3), (3, 6), 0),
+        ((5, 2, 3, 3), (2, 3, 4), 1),
+        ((5, 7, 24), (3, 8), (1, 0)),
+        # few positions and wide weights: the per-example-gradient branch
+        ((5, 1, 40), (40, 30), 0),
+    ],
 )
 def test_tokenwise_gram_equals_per_example_gradients(x_shape, w_shape, axes, split) -> None:
     x, w = _x(x_shape), _x(w_shape, 1)
@@ -80,30 +84,45 @@ def _attention(**kw):
 
 MODELS = {
     "dense_ntk_and_standard": stax.serial(
-        stax.Dense(7, W_std=1.3, b_std=0.4), stax.Erf(),
+        stax.Dense(7, W_std=1.3, b_std=0.4),
+        stax.Erf(),
         stax.Dense(5, b_std=0.2, parameterization="standard", s=(2, 3)),
-        stax.GlobalAvgPool(), stax.Dense(3),
+        stax.GlobalAvgPool(),
+        stax.Dense(3),
     ),
     "conv": stax.serial(
-        stax.Conv(5, (3,), padding="SAME", b_std=0.2), stax.Relu(),
-        stax.Conv(4, (2,), strides=(2,), parameterization="standard"), stax.Flatten(),
+        stax.Conv(5, (3,), padding="SAME", b_std=0.2),
+        stax.Relu(),
+        stax.Conv(4, (2,), strides=(2,), parameterization="standard"),
+        stax.Flatten(),
         stax.Dense(2, b_std=0.1),
     ),
     "attention_variants": stax.serial(
         stax.Dense(6),
         _attention(pos_emb_type="CONCAT", val_pos_emb=True, b_std=0.3, n_chan_pos_emb=3),
-        stax.LayerNorm(), stax.Gelu(),
-        _attention(pos_emb_type="SUM", pos_emb_decay_fn=lambda d: 1 / (1 + d**2),
-                   linear_scaling=False, attention_mechanism="RELU"),
+        stax.LayerNorm(),
+        stax.Gelu(),
+        _attention(
+            pos_emb_type="SUM",
+            pos_emb_decay_fn=lambda d: 1 / (1 + d**2),
+            linear_scaling=False,
+            attention_mechanism="RELU",
+        ),
         _attention(tie_query_key=True, attention_mechanism="IDENTITY"),
-        stax.GlobalAvgPool(), stax.Dense(2),
+        stax.GlobalAvgPool(),
+        stax.Dense(2),
     ),
     "residual_transformer": stax.serial(
         stax.Dense(6),
-        stax.FanOut(2), stax.parallel(stax.Identity(), _attention(pos_emb_type="SUM")),
-        stax.FanInSum(), stax.LayerNorm(),
-        stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(stax.Dense(6), stax.Relu())),
-        stax.FanInSum(), stax.GlobalAvgPool(), stax.Dense(1),
+        stax.FanOut(2),
+        stax.parallel(stax.Identity(), _attention(pos_emb_type="SUM")),
+        stax.FanInSum(),
+        stax.LayerNorm(),
+        stax.FanOut(2),
+        stax.parallel(stax.Identity(), stax.serial(stax.Dense(6), stax.Relu())),
+        stax.FanInSum(),
+        stax.GlobalAvgPool(),
+        stax.Dense(1),
     ),
 }
 
@@ -130,8 +149,11 @@ def test_tapped_ntk_equals_jacobian_ntk(name: str, with_x2: bool) -> None:
 
 def test_tapped_ntk_of_2d_convolutions() -> None:
     init_fn, apply_fn, _ = stax.serial(
-        stax.Conv(4, (3, 2), strides=(1, 2), padding="SAME", b_std=0.3), stax.Relu(),
-        stax.Conv(3, (2, 2), parameterization="standard"), stax.GlobalAvgPool(), stax.Dense(2),
+        stax.Conv(4, (3, 2), strides=(1, 2), padding="SAME", b_std=0.3),
+        stax.Relu(),
+        stax.Conv(3, (2, 2), parameterization="standard"),
+        stax.GlobalAvgPool(),
+        stax.Dense(2),
     )
     x1, x2 = _x((3, 5, 6, 2)), _x((2, 5, 6, 2), 1)
     out = {
