@@ -1,55 +1,13 @@
-"""``python -m infattn``: an attention network's kernels, analytic and from finite networks."""
+"""``python -m infattn [ARGS]``: the demo (``infattn demo``), or any ``infattn`` subcommand."""
 
 from __future__ import annotations
 
-import argparse
+import sys
 
-import jax
-import numpy as np
-
-from infattn import stax
-from infattn.empirical import monte_carlo_kernel_fn
-
-
-def _decay(d):
-    return 1.0 / (1.0 + d**2)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infattn", description=__doc__)
-    parser.add_argument("--draws", type=int, default=128, help="finite networks to average")
-    parser.add_argument("--width", type=int, default=256, help="finite key/value width")
-    parser.add_argument("--heads", type=int, default=8)
-    args = parser.parse_args(argv)
-
-    init_fn, apply_fn, kernel_fn = stax.serial(
-        stax.Dense(args.width, b_std=0.1),
-        stax.GlobalSelfAttention(
-            args.width,
-            args.width,
-            args.width,
-            args.heads,
-            pos_emb_type="SUM",
-            pos_emb_decay_fn=_decay,
-        ),
-        stax.LayerNorm(),
-        stax.GlobalAvgPool(),
-        stax.Dense(1),
-    )
-    x = np.random.default_rng(0).standard_normal((4, 8, 3))
-    exact = kernel_fn(x, None, ("nngp", "ntk"))
-    mc = monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.PRNGKey(0), args.draws, vmap_axes=0)
-    est = mc(x, None, ("nngp", "ntk"), return_se=True)
-    print(f"Dense -> softmax attention ({args.heads} heads) -> LayerNorm -> pool -> Dense")
-    print(f"inputs {x.shape}; finite networks: width {args.width}, {args.draws} draws\n")
-    print(f"{'kernel':6} {'pair':6} {'infinite width':>15} {'finite (mean ± SE)':>24}")
-    for kind in ("nngp", "ntk"):
-        mean, se = np.asarray(est.mean(kind)), np.asarray(est.se(kind))
-        ref = np.asarray(getattr(exact, kind))
-        for i, j in ((0, 0), (0, 1), (2, 3)):
-            pair = f"({i},{j})"
-            print(f"{kind:6} {pair:6} {ref[i, j]:15.5f} {mean[i, j]:15.5f} ± {se[i, j]:.5f}")
-
+from infattn.cli import COMMANDS, main
 
 if __name__ == "__main__":
-    main()
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv = ["demo", *argv]  # `python -m infattn --draws 8` keeps working
+    sys.exit(main(argv))

@@ -1,0 +1,1 @@
+"""Subcommands of the ``infattn`` console command (see :mod:`infattn.cli`)."""
