@@ -11,6 +11,14 @@ Layout (the same as neural-tangents, so arrays compare entry by entry):
   ``None`` (then ``nngp`` is the ``x1``-``x1`` kernel and ``cov2`` is ``cov1``).
 * ``mask1``: ``(N1, *spatial)`` booleans, ``True`` at padding positions, or
   ``None``; ``mask2`` likewise (``None`` also when ``x2`` is ``None``).
+* ``nngp_se``, ``ntk_se``: standard errors of ``nngp`` and ``ntk``, same shapes,
+  when a Monte Carlo layer made the kernel an estimate; ``None`` for closed forms.
+* ``replicates``: inside a model, a ``Kernel`` whose ``nngp``, ``ntk``, ``cov1``,
+  ``cov2`` carry a leading axis ``R``: replicate ``r`` is the same model computed
+  from sub-stream ``r`` of every Monte Carlo layer's samples (masks, shapes and
+  flags are the parent's). ``None`` for closed forms. The public ``kernel_fn``
+  turns them into ``nngp_se``/``ntk_se`` and drops them (see
+  ``docs/standard-errors.md``).
 
 Batch is axis 0 and channels are the last axis of the inputs; ``shape1`` and
 ``shape2`` are the current (finite-network) shapes of one batch with the channel
@@ -26,6 +34,10 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+
+N_REPLICATES = 10
+"""Default number ``R`` of independent sub-streams a Monte Carlo layer splits its
+samples into; the standard error has ``R - 1`` degrees of freedom."""
 
 
 @jax.tree_util.register_dataclass
@@ -46,6 +58,9 @@ class Kernel:
     shape2: tuple[int, ...] = dataclasses.field(default=(), metadata={"static": True})
     is_gaussian: bool = dataclasses.field(default=False, metadata={"static": True})
     x1_is_x2: bool = dataclasses.field(default=False, metadata={"static": True})
+    nngp_se: Array | None = None
+    ntk_se: Array | None = None
+    replicates: Kernel | None = None
 
     # Fixed conventions, kept for code written against neural-tangents.
     batch_axis: int = dataclasses.field(default=0, metadata={"static": True})

@@ -4,7 +4,11 @@
 per branch and ``FanInSum`` adds the branches; ``x + f(x)`` is
 ``serial(FanOut(2), parallel(Identity(), f), FanInSum())``. Kernels of summed
 branches add, which is exact when the branches are jointly Gaussian and
-independent given the input (each branch has its own weights).
+independent given the input (each branch has its own weights). Replicates of
+Monte Carlo estimates add the same way; a branch without them (closed form)
+broadcasts. ``serial``, ``parallel``, ``FanOut`` and ``Identity`` only route:
+their children handle replicates, so they are built with
+``handles_replicates=True``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def serial(*layers: Layer) -> Layer:
             k = p.kernel(k)
         return k
 
-    return make_layer(init, apply, kernel, "serial", all(p.pairwise for p in parts))
+    return make_layer(
+        init, apply, kernel, "serial", all(p.pairwise for p in parts), handles_replicates=True
+    )
 
 
 def parallel(*layers: Layer) -> Layer:
@@ -70,7 +76,9 @@ def parallel(*layers: Layer) -> Layer:
         _check_branches(ks, len(parts), "kernel")
         return [p.kernel(k) for p, k in zip(parts, ks, strict=True)]
 
-    return make_layer(init, apply, kernel, "parallel", all(p.pairwise for p in parts))
+    return make_layer(
+        init, apply, kernel, "parallel", all(p.pairwise for p in parts), handles_replicates=True
+    )
 
 
 def FanOut(num: int) -> Layer:
@@ -87,7 +95,7 @@ def FanOut(num: int) -> Layer:
     def kernel(k):
         return [k] * num
 
-    return make_layer(init, apply, kernel, "FanOut")
+    return make_layer(init, apply, kernel, "FanOut", handles_replicates=True)
 
 
 def FanInSum() -> Layer:
@@ -145,7 +153,7 @@ def Identity() -> Layer:
     def kernel(k):
         return k
 
-    return make_layer(init, apply, kernel, "Identity")
+    return make_layer(init, apply, kernel, "Identity", handles_replicates=True)
 
 
 def _check_branches(items, n: int, name: str) -> None:

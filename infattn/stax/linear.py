@@ -23,7 +23,7 @@ from jax import lax
 from infattn.kernel import Kernel
 from infattn.stax import taps
 from infattn.stax.layer import make_layer
-from infattn.stax.validation import check_choice, check_std, check_width
+from infattn.validation import check_choice, check_layout, check_std, check_width
 
 _PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -84,7 +84,7 @@ def Dense(
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
-    _check_axes(batch_axis, channel_axis)
+    check_layout("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         n_in = input_shape[-1]
@@ -266,12 +266,4 @@ def _check_channels(x: jax.Array, expected: int, layer: str) -> None:
         raise ValueError(
             f"inputs: {layer} was initialised for {expected} input channels, got inputs of "
             f"shape {tuple(x.shape)} with {x.shape[-1]} channels"
-        )
-
-
-def _check_axes(batch_axis: int, channel_axis: int) -> None:
-    if batch_axis != 0 or channel_axis not in (-1,):
-        raise NotImplementedError(
-            f"batch_axis={batch_axis}, channel_axis={channel_axis}: infattn supports batch-first, "
-            "channels-last layouts only (batch_axis=0, channel_axis=-1)"
         )

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from infattn.kernel import outer_per_position
 from infattn.stax.diagonal import variances
 from infattn.stax.layer import make_layer
-from infattn.stax.validation import check_std
+from infattn.validation import check_layout, check_std
 
 Array = jax.Array
 
@@ -41,8 +41,7 @@ def LayerNorm(
 ):
     """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels."""
     check_std(eps, "eps")
-    if batch_axis != 0 or channel_axis != -1:
-        raise NotImplementedError("LayerNorm: only batch_axis=0, channel_axis=-1 are supported")
+    check_layout("LayerNorm", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def spatial_axes(ndim):
         axes = {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}

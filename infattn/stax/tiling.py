@@ -10,7 +10,9 @@ cache), then mirrored. This halves the work for large batches and bounds the
 memory of intermediate kernels by one tile pair.
 
 Monte Carlo attention samples all inputs of a batch jointly (for a positive
-semi-definite estimate), so models containing it are never tiled.
+semi-definite estimate), so models containing it are never tiled; nor are their
+replicates (:mod:`infattn.stax.replicates`): a layer that makes replicates must be
+built with ``pairwise=False``, and a tiled model that produced them is refused.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ def symmetric_kernel(
         return rule(to_kernel(tiles[i], tiles[j]))
 
     out = jax.lax.map(body, (jnp.asarray(rows), jnp.asarray(cols)))
+    if out.replicates is not None:
+        raise ValueError(
+            "pairwise: a layer that makes replicates (Monte Carlo) must be built with "
+            "pairwise=False; tiles would sample each pair of inputs separately"
+        )
     diagonal = np.flatnonzero(rows == cols)
 
     def assemble(blocks):
