@@ -144,3 +144,59 @@ def test_tiled_model_with_replicates_is_refused():
     x = np.random.default_rng(1).standard_normal((24, 64, 1))
     with pytest.raises(ValueError, match="pairwise=False"):
         bad(x)
+
+
+def _one_replicate(k: Kernel, r: int) -> Kernel:
+    reps = k.replicates
+    return k.replace(
+        nngp=reps.nngp[r],
+        ntk=reps.ntk[r],
+        cov1=reps.cov1[r],
+        cov2=None if reps.cov2 is None else reps.cov2[r],
+        replicates=None,
+    )
+
+
+IMAGES = np.random.default_rng(2).standard_normal((2, 3, 3, 2))
+LAYERS = {
+    "Dense": (stax.Dense(3, 1.5, 0.1), X),
+    "Conv": (stax.Conv(3, (2, 2), padding="SAME"), IMAGES),
+    "Relu": (stax.Relu(), X),
+    "Erf": (stax.Erf(), X),
+    "Gelu": (stax.Gelu(), X),
+    "ABRelu": (stax.ABRelu(-0.5, 1.0), X),
+    "LayerNorm": (stax.LayerNorm(), X),
+    "LayerNorm-spatial": (stax.LayerNorm(axis=(1, 2)), X),
+    "GlobalAvgPool": (stax.GlobalAvgPool(), X),
+    "Flatten": (stax.Flatten(), IMAGES),
+    "attention-1/d": (stax.GlobalSelfAttention(3, 3, 3, 2, linear_scaling=True), X),
+    "residual": (
+        stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.Dense(3)), stax.FanInSum()),
+        X,
+    ),
+}
+
+
+MASKED = ("LayerNorm-spatial", "GlobalAvgPool", "attention-1/d")
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"), [(n, False) for n in LAYERS] + [(n, True) for n in MASKED]
+)
+def test_each_layer_maps_its_rule_over_replicates(name, masked):
+    (_, _, kernel_fn), x = LAYERS[name]
+    x = np.array(x)
+    if masked:
+        x[1, -1] = np.nan  # the last position (row) of the second input is padding
+    x2 = x[:1] + 0.5
+    k0 = stax.Dense(4)[2](x, x2, mask_constant=np.nan if masked else None)
+    k_in = noise_layer(0.02, 100, 0, r=2)[2](k0)
+    out = kernel_fn(k_in)
+    assert out.replicates.nngp.shape == (2, *out.nngp.shape)
+    for r in range(2):
+        expected = kernel_fn(_one_replicate(k_in, r))
+        for f in ("nngp", "ntk", "cov1", "cov2"):
+            np.testing.assert_allclose(
+                getattr(_one_replicate(out, r), f), getattr(expected, f), rtol=1e-5, atol=1e-7
+            )
+    assert out.mask1 is out.replicates.mask1
