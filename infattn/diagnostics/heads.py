@@ -151,6 +151,9 @@ def plot_kurtosis_vs_heads(scaling: HeadsScaling, *, ax: Axes | None = None) -> 
 
     Draws on ``ax`` if given (returns its figure), else on a new figure with one axes.
     Estimates at or below zero cannot appear on log axes; they are marked at the bottom.
+
+    Example (skipped by the doctest run: matplotlib is optional):
+        >>> fig = plot_kurtosis_vs_heads(kurtosis_vs_heads(samples))  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 

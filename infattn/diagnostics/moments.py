@@ -32,7 +32,13 @@ class Moments:
 
 
 def g1_g2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Adjusted Fisher-Pearson skewness G1 and excess kurtosis G2 of ``x`` ``(n, d)``."""
+    """Adjusted Fisher-Pearson skewness G1 and excess kurtosis G2 of ``x`` ``(n, d)``.
+
+    Example:
+        >>> g1, g2 = g1_g2(np.array([[0.0], [1.0], [2.0], [10.0]]))
+        >>> bool(g1[0] > 0 and g2[0] > 0)
+        True
+    """
     n = x.shape[0]
     c = x - x.mean(axis=0)
     m2 = np.mean(c**2, axis=0)
@@ -69,6 +75,11 @@ def skew_kurtosis(
     Returns:
         ``Moments`` with arrays of shape ``(d,)``; G1, G2 equal ``scipy.stats.skew`` and
         ``scipy.stats.kurtosis`` with ``bias=False``.
+
+    Example:
+        >>> m = skew_kurtosis(np.random.default_rng(0).standard_normal((2000, 2)))
+        >>> bool(np.all(np.abs(m.excess_kurtosis) < 4 * m.excess_kurtosis_se))
+        True
     """
     x = as_draws(samples, "samples", 4, "skewness/kurtosis")
     g1, g2 = g1_g2(x)
@@ -84,7 +95,12 @@ def skew_kurtosis(
 
 
 def skewness_test(samples: ArrayLike) -> Outcome:
-    """D'Agostino's skewness z-test per coordinate (``scipy.stats.skewtest``); n >= 8."""
+    """D'Agostino's skewness z-test per coordinate (``scipy.stats.skewtest``); n >= 8.
+
+    Example:
+        >>> skewness_test(np.random.default_rng(0).exponential(size=(500, 1))).p_value < 1e-6
+        array([ True])
+    """
     r = stats.skewtest(as_draws(samples, "samples", 8, "skewtest"), axis=0)
     return Outcome(np.asarray(r.statistic), np.asarray(r.pvalue))
 
@@ -93,12 +109,21 @@ def kurtosis_test(samples: ArrayLike) -> Outcome:
     """Anscombe-Glynn kurtosis z-test per coordinate (``scipy.stats.kurtosistest``).
 
     Needs n >= 20, below which SciPy's normal approximation is not valid.
+
+    Example:
+        >>> kurtosis_test(np.random.default_rng(0).laplace(size=(500, 1))).p_value < 1e-6
+        array([ True])
     """
     r = stats.kurtosistest(as_draws(samples, "samples", REPORT_MIN_DRAWS, "kurtosistest"), axis=0)
     return Outcome(np.asarray(r.statistic), np.asarray(r.pvalue))
 
 
 def dagostino_pearson(samples: ArrayLike) -> Outcome:
-    """D'Agostino-Pearson K^2 omnibus test per coordinate (``scipy.stats.normaltest``); n >= 20."""
+    """D'Agostino-Pearson K^2 omnibus test per coordinate (``scipy.stats.normaltest``); n >= 20.
+
+    Example:
+        >>> dagostino_pearson(np.random.default_rng(0).laplace(size=(500, 1))).p_value < 1e-6
+        array([ True])
+    """
     r = stats.normaltest(as_draws(samples, "samples", REPORT_MIN_DRAWS, "normaltest"), axis=0)
     return Outcome(np.asarray(r.statistic), np.asarray(r.pvalue))

@@ -68,6 +68,11 @@ def mardia(samples: ArrayLike, *, small_sample_correction: bool = True) -> Mardi
     ``E b2 = d(d+2)(n-1)/(n+1)`` and
     ``Var b2 = 8d(d+2)(n-3)(n-d-1)(n-d+1) / ((n+1)^2 (n+3)(n+5))`` (Mardia 1974), which tend
     to ``d(d+2)`` and ``8d(d+2)/n``. Needs n >= max(4, d + 2). Cost O(n d^3).
+
+    Example:
+        >>> m = mardia(np.random.default_rng(0).standard_normal((500, 3)))
+        >>> bool(m.kurtosis_p > 0.001 and m.skewness_p > 0.001)
+        True
     """
     x = as_draws(samples, "samples", 4, "Mardia's tests")
     n, d = x.shape
@@ -102,6 +107,10 @@ def expected_distance_to_normal(squared_norms: ArrayLike, d: int) -> np.ndarray:
 
     ``|a - Z|`` is noncentral chi with d dof, whose mean is
     ``sqrt(2) Gamma((d+1)/2) / Gamma(d/2) * 1F1(-1/2; d/2; -|a|^2/2)``.
+
+    Example:
+        >>> round(float(expected_distance_to_normal(np.array([0.0]), 1)[0]), 10)  # sqrt(2 / pi)
+        0.7978845608
     """
     scale = math.sqrt(2.0) * math.exp(special.gammaln((d + 1) / 2) - special.gammaln(d / 2))
     return scale * special.hyp1f1(-0.5, d / 2, -np.asarray(squared_norms, np.float64) / 2)
@@ -131,6 +140,11 @@ def energy_normality(samples: ArrayLike, *, n_boot: int = 199, seed: int = 0) ->
     by their sample mean and covariance (``ddof=1``), ``Z ~ N(0, I)``. It is affine invariant,
     so the null is simulated from ``n_boot`` standard normal samples of the same shape, each
     re-standardised. Needs n >= d + 2; cost O(n_boot n^2 d). Scalars.
+
+    Example:
+        >>> x = np.random.default_rng(0).standard_normal((100, 2))
+        >>> bool(energy_normality(x, n_boot=49).p_value > 0.01)
+        True
     """
     x = as_draws(samples, "samples", 2, "the energy test")
     n, d = x.shape

@@ -280,6 +280,12 @@ def gaussianity_report(
     The energy tests thin each sample deterministically to ``ENERGY_MAX_DRAWS`` draws; the
     table's notes say when thinning happened, and when ``n_boot`` is too small for a bootstrap
     p-value to reject on its own after the Holm correction.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> report = gaussianity_report(rng.laplace(size=(400, 1)), n_boot=99)
+        >>> report.rejects_gaussian
+        True
     """
     x = as_draws(samples, "samples", REPORT_MIN_DRAWS, "gaussianity_report (kurtosistest)")
     if not (isinstance(alpha, numbers.Real) and 0.0 < alpha < 1.0):

@@ -20,6 +20,11 @@ def ks_two_sample(samples: ArrayLike, reference: ArrayLike) -> Outcome:
     """Two-sample KS test per coordinate (``scipy.stats.ks_2samp``), shape ``(d,)``.
 
     ``samples`` ``(n, *shape)`` and ``reference`` ``(m, *shape)`` with n, m >= 2.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> ks_two_sample(rng.normal(size=(300, 1)), rng.normal(2.0, size=(300, 1))).p_value < 1e-6
+        array([ True])
     """
     x = as_draws(samples, "samples", 2, "a two-sample test", allow_constant=True)
     r = matching_reference(np.shape(samples), reference)
@@ -45,6 +50,12 @@ def energy_two_sample(
     Statistic ``nm/(n+m) (2 E|X-Y| - E|X-X'| - E|Y-Y'|)`` with V-statistic means (so
     ``sqrt(statistic (n+m)/(nm))`` is ``scipy.stats.energy_distance`` for d = 1); p-value over
     ``n_perm`` random relabellings of the pooled draws. Memory O((n+m)^2). Scalars.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> out = energy_two_sample(rng.normal(size=(80, 2)), rng.normal(1.0, size=(80, 2)))
+        >>> bool(out.p_value < 0.05)
+        True
     """
     x = as_draws(samples, "samples", 2, "a two-sample test", allow_constant=True)
     r = matching_reference(np.shape(samples), reference)

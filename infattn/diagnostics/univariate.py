@@ -47,6 +47,10 @@ def shapiro_wilk(samples: ArrayLike) -> Outcome:
 
     Needs n >= 3. Samples with n > ``SHAPIRO_MAX_DRAWS`` (5000, the range of SciPy's accurate
     p-values) are thinned deterministically to 5000 evenly spaced draws.
+
+    Example:
+        >>> shapiro_wilk(np.random.default_rng(0).exponential(size=(300, 1))).p_value < 1e-6
+        array([ True])
     """
     x = thin(as_draws(samples, "samples", 3, "Shapiro-Wilk"), SHAPIRO_MAX_DRAWS)
     results = [stats.shapiro(col) for col in x.T]
@@ -64,6 +68,10 @@ def anderson_p_value(modified_statistic: ArrayLike) -> np.ndarray:
 
     ``A*^2 = A^2 (1 + 0.75/n + 2.25/n^2)``; piecewise formula, Table 4.9. Above A*^2 = 153.5
     (where the quadratic exponent turns) the value there, about 1e-190, is returned.
+
+    Example:
+        >>> bool(anderson_p_value(0.752) < anderson_p_value(0.5))  # 0.752: the 5% point
+        True
     """
     a = np.minimum(np.asarray(modified_statistic, dtype=np.float64), 5.709 / (2 * 0.0186))
     p = np.select(
@@ -84,6 +92,11 @@ def anderson_darling(samples: ArrayLike) -> AndersonDarling:
     A^2 comes from ``scipy.stats.anderson``; critical values are ``AD_CRITICAL_MODIFIED``
     divided by the modification factor; the p-value is ``anderson_p_value(A*^2)``. Needs
     n >= 8 (the smallest n of the tabulated approximation).
+
+    Example:
+        >>> ad = anderson_darling(np.random.default_rng(0).exponential(size=(300, 1)))
+        >>> bool(ad.p_value[0] < 0.01)
+        True
     """
     x = as_draws(samples, "samples", 8, "Anderson-Darling")
     n = x.shape[0]
@@ -126,6 +139,11 @@ def lilliefors(samples: ArrayLike, *, n_boot: int = 999, seed: int = 0) -> Outco
     bootstrap: ``n_boot`` standard normal samples of the same size, each refitted; the
     statistic is location-scale invariant, so one simulation serves all coordinates). Needs
     n >= 5. Shape ``(d,)``.
+
+    Example:
+        >>> x = np.random.default_rng(0).exponential(size=(200, 1))
+        >>> bool(lilliefors(x, n_boot=99).p_value[0] < 0.05)
+        True
     """
     x = as_draws(samples, "samples", 5, "Lilliefors")
     check_count("n_boot", n_boot, 1)
@@ -139,6 +157,11 @@ def qq_data(samples: ArrayLike, coordinate: int = 0) -> tuple[np.ndarray, np.nda
     Theoretical quantiles are those of the fitted normal (sample mean, SD with ``ddof=1``) at
     Blom's plotting positions ``(i - 3/8) / (n + 1/4)``; sample quantiles are the sorted draws.
     Gaussian data lie near the line y = x.
+
+    Example:
+        >>> theory, sample = qq_data(np.arange(5.0))
+        >>> sample.tolist()
+        [0.0, 1.0, 2.0, 3.0, 4.0]
     """
     x = as_draws(samples, "samples", 2, "a Q-Q plot")
     col = x[:, coordinate_index(coordinate, x.shape[1])]

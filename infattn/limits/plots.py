@@ -16,6 +16,9 @@ def plot_sweep(sweep: ConvergenceSweep, kind: str | None = None, axes: Any = Non
 
     One row of two panels (against width, against heads) per kernel kind
     (``kind=None``: all). Returns the matplotlib figure.
+
+    Example (skipped by the doctest run: matplotlib is optional):
+        >>> fig = plot_sweep(sweep)  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
@@ -63,7 +66,11 @@ def _sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None
 
 
 def plot_collapse(result: CollapseResult, ax: Any = None) -> Any:
-    """Log-log plot of the attention-matrix distance and its fit; returns the figure."""
+    """Log-log plot of the attention-matrix distance and its fit; returns the figure.
+
+    Example (skipped by the doctest run: matplotlib is optional):
+        >>> fig = plot_collapse(uniform_collapse(x, [4, 64], key=key))  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
