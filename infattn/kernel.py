@@ -101,6 +101,11 @@ def pair_mask(m1: Array, m2: Array, diagonal_batch: bool = False) -> Array:
     ``m1``: ``(N1, *spatial)``, ``m2``: ``(N2, *spatial)`` booleans. Returns
     ``(N1, N2, *S)`` (or ``(N1, *S)`` with ``diagonal_batch``, where ``m2 is m1``)
     in the interleaved layout, ``True`` where either position is masked.
+
+    Example:
+        >>> m = jnp.array([[False, True]])  # (N, L): the second position is padding
+        >>> pair_mask(m, m)[0, 0].tolist()
+        [[False, True], [True, True]]
     """
     a, b = outer_per_position(m1, m2, diagonal_batch)
     return a | b
@@ -113,6 +118,11 @@ def outer_per_position(v1: Array, v2: Array, diagonal_batch: bool = False) -> tu
     broadcastable to ``(N1, N2, s1, s1, s2, s2, ...)`` (``(N1, s1, s1, ...)``
     with ``diagonal_batch``) with ``A[i, j, a1, b1, ...] = v1[i, a1, ...]`` and
     ``B[i, j, a1, b1, ...] = v2[j, b1, ...]``.
+
+    Example:
+        >>> a, b = outer_per_position(jnp.ones((2, 3)), jnp.ones((4, 3)))
+        >>> (a * b).shape  # (N1, N2, L, L)
+        (2, 4, 3, 3)
     """
     # insert a singleton after each spatial axis of v1, before each of v2
     a = v1.reshape(v1.shape[:1] + sum(((s, 1) for s in v1.shape[1:]), ()))

@@ -61,9 +61,10 @@ def combine(a: Moments, b: Moments) -> Moments:
         (4.0, 26.0)
     """
     n = a.count + b.count
-    frac = b.count / (n + (n == 0))  # plain arithmetic: NumPy, JAX or Python numbers
+    safe_n = n + (n == 0)  # plain arithmetic: NumPy, JAX or Python numbers
     delta = b.mean - a.mean
-    return Moments(n, a.mean + delta * frac, a.m2 + b.m2 + delta**2 * a.count * frac)
+    mean = a.mean + delta * (b.count / safe_n)
+    return Moments(n, mean, a.m2 + b.m2 + delta**2 * (a.count * b.count / safe_n))
 
 
 def standard_error(m: Moments) -> Any:

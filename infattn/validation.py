@@ -2,9 +2,11 @@
 
 Every error starts with the argument's name, then says what was expected and
 what was given: ``"x1: expected an array of shape (N, ..., C), got list"``.
-Wrong Python types (a list where an array belongs, a complex array, an integer
-where a PRNG key belongs) raise ``TypeError``; wrong values ``ValueError``;
-layouts the package does not implement ``NotImplementedError``.
+Wrong Python types (a list where a batch of inputs belongs, an integer where a
+PRNG key belongs) raise ``TypeError``; wrong values, complex or non-numeric
+dtypes included, ``ValueError`` (complex numbers are refused, never truncated);
+layouts the package does not implement ``NotImplementedError``. Statistics
+functions (samples, fits) accept any array-like, lists included.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def check_layout(layer: str, **axes: int) -> None:
 
 
 def as_array(x: Any, name: str, min_ndim: int = 0, what: str = "an array") -> Array:
-    """``x`` as a real JAX array; lists, non-arrays and complex arrays are refused.
+    """``x`` as a real JAX array: non-arrays (``TypeError``) and complex arrays are refused.
 
     Integer and boolean arrays become floats. ``min_ndim``: the fewest axes
     accepted (a ``ValueError`` names ``what`` was expected otherwise).
@@ -103,8 +105,7 @@ def as_array(x: Any, name: str, min_ndim: int = 0, what: str = "an array") -> Ar
     """
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{name}: expected {what}, got {type(x).__name__}")
-    if np.dtype(x.dtype).kind not in "biuf":
-        raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    check_real(x, name)
     if len(x.shape) < min_ndim:
         raise ValueError(f"{name}: expected {what}, got shape {tuple(x.shape)}")
     x = jnp.asarray(x)
@@ -113,8 +114,38 @@ def as_array(x: Any, name: str, min_ndim: int = 0, what: str = "an array") -> Ar
     return x
 
 
-def check_finite(x: Any, name: str, mask_constant: float | None = None) -> None:
+def check_real(x: Any, name: str) -> None:
+    """Refuse arrays that do not hold real numbers (complex, strings, objects).
+
+    Example:
+        >>> check_real(np.ones(2, np.complex64), "samples")
+        Traceback (most recent call last):
+        ...
+        ValueError: samples: expected real numbers, got dtype complex64
+    """
+    if np.dtype(x.dtype).kind not in "biuf":
+        raise ValueError(f"{name}: expected real numbers, got dtype {x.dtype}")
+
+
+def as_float64(x: Any, name: str) -> np.ndarray:
+    """``x`` (any array-like) as a float64 NumPy array; complex values are refused.
+
+    Example:
+        >>> as_float64([1, 2], "y").dtype
+        dtype('float64')
+    """
+    a = np.asarray(x)
+    check_real(a, name)
+    return a.astype(np.float64)
+
+
+def check_finite(
+    x: Any, name: str, mask_constant: float | None = None, *, padding: bool = True
+) -> None:
     """Refuse NaN/inf entries that are not the mask constant (concrete arrays only).
+
+    ``padding``: ``x`` is a batch of inputs, which may mark padding with
+    ``mask_constant`` (the message says so).
 
     Example:
         >>> check_finite(np.array([1.0, np.nan]), "x1", mask_constant=np.nan)
@@ -130,9 +161,10 @@ def check_finite(x: Any, name: str, mask_constant: float | None = None) -> None:
     if mask_constant is not None:
         bad &= ~(np.isnan(xn) if np.isnan(mask_constant) else xn == mask_constant)
     if bad.any():
+        hint = " (pass mask_constant=... if they mark padding)" if padding else ""
         raise ValueError(
-            f"{name}: {int(bad.sum())} entries are NaN or infinite; finite values were expected "
-            "(pass mask_constant=... if they mark padding)"
+            f"{name}: {int(bad.sum())} entries are NaN or infinite; finite values were "
+            f"expected{hint}"
         )
 
 

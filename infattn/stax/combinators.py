@@ -26,7 +26,15 @@ Layer = tuple[Callable, Callable, Callable]
 
 
 def serial(*layers: Layer) -> Layer:
-    """Layers applied one after the other (``jax.example_libraries.stax.serial``)."""
+    """Layers applied one after the other (``jax.example_libraries.stax.serial``).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(8), stax.Relu(), stax.Dense(1))
+        >>> kernel_fn(np.ones((2, 3)), get="nngp").shape
+        (2, 2)
+    """
     parts = [parts_of(layer) for layer in layers]
 
     def init(rng, input_shape):
@@ -54,7 +62,16 @@ def serial(*layers: Layer) -> Layer:
 
 
 def parallel(*layers: Layer) -> Layer:
-    """One layer per branch: a list of inputs maps to a list of outputs."""
+    """One layer per branch: a list of inputs maps to a list of outputs.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> branches = stax.parallel(stax.Identity(), stax.Dense(3))
+        >>> _, _, kernel_fn = stax.serial(stax.FanOut(2), branches)
+        >>> [k.shape for k in kernel_fn(np.ones((2, 3)), get="nngp")]
+        [(2, 2), (2, 2)]
+    """
     parts = [parts_of(layer) for layer in layers]
 
     def init(rng, input_shapes):
@@ -82,7 +99,14 @@ def parallel(*layers: Layer) -> Layer:
 
 
 def FanOut(num: int) -> Layer:
-    """Copy the input into ``num`` branches."""
+    """Copy the input into ``num`` branches.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> len(stax.FanOut(3)[2](np.ones((2, 3))))
+        3
+    """
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num: expected a positive integer, got {num!r}")
 
@@ -99,7 +123,16 @@ def FanOut(num: int) -> Layer:
 
 
 def FanInSum() -> Layer:
-    """Sum the branches; their kernels add (each branch must be Gaussian)."""
+    """Sum the branches; their kernels add (each branch must be Gaussian).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> branches = stax.parallel(stax.Identity(), stax.Dense(3))
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(3), stax.FanOut(2), branches, stax.FanInSum())
+        >>> float(kernel_fn(np.ones((1, 3)), get="nngp")[0, 0])  # x + f(x): 1 + 1
+        2.0
+    """
 
     def init(rng, input_shapes):
         shapes = {tuple(s) for s in input_shapes}
@@ -142,7 +175,14 @@ def _sum_kernels(ks: Sequence[Kernel]) -> Kernel:
 
 
 def Identity() -> Layer:
-    """The identity layer."""
+    """The identity layer.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> float(stax.Identity()[2](np.ones((1, 4)), get="nngp")[0, 0])
+        1.0
+    """
 
     def init(rng, input_shape):
         return input_shape, ()

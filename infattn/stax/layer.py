@@ -134,7 +134,13 @@ def make_layer(
 
 
 def parts_of(layer: Sequence[Callable]) -> Parts:
-    """The internal functions of a layer triple built by this library."""
+    """The internal functions of a layer triple built by this library.
+
+    Example:
+        >>> from infattn import stax
+        >>> parts_of(stax.Relu()).pairwise
+        True
+    """
     if len(layer) != 3:
         raise TypeError(f"expected a (init_fn, apply_fn, kernel_fn) triple, got {len(layer)} items")
     parts = getattr(layer[2], "layer", None)
@@ -210,6 +216,11 @@ def inputs_to_kernel(
     ``x1``: ``(N1, *spatial, C)``, ``x2``: ``(N2, *spatial, C)`` or ``None``.
     Entries equal to ``mask_constant`` are padding: they are zeroed, and a
     position is masked when all its channels are padding.
+
+    Example:
+        >>> k = inputs_to_kernel(jnp.ones((2, 3, 4)), mask_constant=None)
+        >>> k.nngp.shape, k.cov1.shape, k.cov2 is None
+        ((2, 2, 3, 3), (2, 3, 3), True)
     """
     x1 = _as_input(x1, "x1")
     if x2 is not None:

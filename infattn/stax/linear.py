@@ -77,6 +77,12 @@ def Dense(
 
     Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)``; the kernel
     keeps its layout ``(N1, N2, *S)``.
+
+    Example:
+        >>> import numpy as np
+        >>> _, _, kernel_fn = Dense(8, W_std=2.0, b_std=0.5)
+        >>> float(kernel_fn(np.ones((1, 3)), get="nngp")[0, 0])  # 2^2 * 1 + 0.5^2
+        4.25
     """
     check_width(out_dim, "out_dim")
     check_std(W_std, "W_std")

@@ -39,7 +39,15 @@ def LayerNorm(
     batch_axis: int = 0,
     channel_axis: int = -1,
 ):
-    """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels."""
+    """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(4, W_std=3.0), LayerNorm())
+        >>> round(float(kernel_fn(np.ones((1, 2)), get="nngp")[0, 0]), 6)  # unit variance
+        1.0
+    """
     check_std(eps, "eps")
     check_layout("LayerNorm", batch_axis=batch_axis, channel_axis=channel_axis)
 

@@ -15,6 +15,11 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
 
     ``(N, *spatial, C)`` -> ``(N, C)``; kernel ``(N1, N2, *S)`` -> ``(N1, N2)``:
     the mean of ``Sigma_ab`` over unmasked position pairs.
+
+    Example:
+        >>> import numpy as np
+        >>> GlobalAvgPool()[2](np.ones((2, 5, 3)), get="nngp").shape
+        (2, 2)
     """
     check_layout("GlobalAvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
 
@@ -57,6 +62,11 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     The kernel is the average of ``Sigma_aa`` over positions (the trace of each
     spatial pair divided by its size). The output mask marks examples whose every
     position is padding.
+
+    Example:
+        >>> import numpy as np
+        >>> Flatten()[2](np.ones((2, 5, 3)), get="nngp").shape
+        (2, 2)
     """
     check_layout("Flatten", batch_axis=batch_axis, batch_axis_out=batch_axis_out)
 
