@@ -1,0 +1,1 @@
+"""Interactive explorer (see panels)."""
