@@ -34,6 +34,9 @@ _NONLINEARITY_LAYERS = {"relu": "Relu", "gelu": "Gelu", "erf": "Erf"}
 def fast_mode() -> bool:
     """Whether ``INFATTN_FAST=1`` asks for small sizes and few draws (CI, smoke runs).
 
+    In fast mode a panel also waits for its first computation when it is built and
+    raises if it failed, so executing a notebook checks what the panels compute.
+
     Example:
       >>> isinstance(fast_mode(), bool)
       True

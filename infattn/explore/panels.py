@@ -207,7 +207,11 @@ class Panel(w.VBox):
         super().__init__([*children, self.error, self.extra, self.code])
         self.add_class("infattn-panel")
         self.controls.observe_config(lambda _: self.refresh())
-        self.refresh()
+        job = self.refresh()
+        if model.fast_mode():  # notebooks in CI: fail the cell if the computation fails
+            job.wait(600)
+            if job.error is not None:
+                raise RuntimeError(f"{self.title}: {job.error}") from job.error
 
     # subclass hooks
     def extra_controls(self) -> list:
