@@ -14,5 +14,7 @@ echo "== ruff"
 .venv/bin/ruff format --check infattn tests tools benchmarks
 echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
+echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
+INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"

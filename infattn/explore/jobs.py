@@ -1,15 +1,17 @@
 """Progressive jobs on a worker thread: run a generator of views, cancel between steps.
 
 A panel submits ``make_views`` (a function returning an iterator of views); the
-:class:`Runner` cancels the job running before, waits for it to finish its
-current step (one Monte Carlo chunk: well under a second at default sizes), then
-iterates the new generator on its own thread, handing every view to
-``on_view``. ``stop()`` ends the job between two steps. At most one job computes
-at a time, so two jobs never compete for the CPU. No widgets here.
+:class:`Runner` cancels the job running before and iterates the new generator on
+its own thread, handing every view to ``on_view``. The first ``wait_after`` views
+(the quick analytic ones) are computed at once; before the next one the job waits
+for the cancelled job to finish its current step (a Monte Carlo chunk, or a
+compilation it cannot interrupt), so at most one heavy step runs at a time.
+``stop()`` ends the job between two steps. No widgets here.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import traceback
@@ -30,6 +32,8 @@ class Job:
         self.finished = threading.Event()
         self.status = "running"
         self.views = 0
+        self.view_times: list[float] = []
+        """Seconds from submission to the end of each ``on_view`` (view computed and drawn)."""
         self.error: BaseException | None = None
         self.started = time.perf_counter()
         self.thread: threading.Thread | None = None
@@ -72,8 +76,13 @@ class Runner:
         on_view: Callable[[Any, Job], None],
         on_error: Callable[[BaseException, str, Job], None] | None = None,
         on_end: Callable[[Job], None] | None = None,
+        wait_after: int = 0,
     ) -> Job:
-        """Cancel the running job and start ``make_views()`` once it has ended."""
+        """Cancel the running job and start ``make_views()``.
+
+        The first ``wait_after`` views are computed without waiting for the
+        cancelled job; later ones only once it has ended.
+        """
         job = Job()
         with self._lock:
             previous, self._current = self._current, job
@@ -81,7 +90,7 @@ class Runner:
                 previous.cancel()
         job.thread = threading.Thread(
             target=self._run,
-            args=(job, previous, make_views, on_view, on_error, on_end),
+            args=(job, previous, make_views, on_view, on_error, on_end, wait_after),
             name="infattn-explore-job",
             daemon=True,
         )
@@ -101,21 +110,18 @@ class Runner:
         on_view: Callable[[Any, Job], None],
         on_error: Callable[[BaseException, str, Job], None] | None,
         on_end: Callable[[Job], None] | None,
+        wait_after: int,
     ) -> None:
         try:
-            if previous is not None:
-                previous.wait()
-            if job.cancelled.is_set():
-                job.status = "stopped"
-                return
             views = make_views()
             try:
-                for view in views:
+                for view in _waiting(views, previous, wait_after):
                     if job.cancelled.is_set():
                         job.status = "stopped"
                         return
                     job.views += 1
                     on_view(view, job)
+                    job.view_times.append(time.perf_counter() - job.started)
                     if job.cancelled.is_set():
                         job.status = "stopped"
                         return
@@ -129,10 +135,19 @@ class Runner:
             if on_error is not None:
                 on_error(e, traceback.format_exc(), job)
         finally:
-            if on_end is not None:
-                try:
+            try:
+                if on_end is not None:
                     on_end(job)
-                finally:
-                    job.finished.set()
-            else:
+            finally:
                 job.finished.set()
+
+
+def _waiting(views: Iterator[Any], previous: Job | None, after: int) -> Iterator[Any]:
+    """``views``, pausing before view number ``after`` until ``previous`` has ended."""
+    for i in itertools.count():
+        if i == after and previous is not None:
+            previous.wait()
+        try:
+            yield next(views)
+        except StopIteration:
+            return

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import ipywidgets as w
@@ -94,6 +96,23 @@ def _control(name: str, label: str, cfg: Config) -> w.ValueWidget:
     return w.Checkbox(value=value, description=label, indent=False)
 
 
+def use_compilation_cache() -> None:
+    """Keep compiled JAX programs on disk (``$XDG_CACHE_HOME/infattn/jax``) unless set already.
+
+    The panels compile a program per model structure (seconds on a loaded CPU); with
+    the cache a structure seen in an earlier session, or by the notebooks' CI run,
+    loads instead. Set ``jax_compilation_cache_dir`` yourself to choose another place.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    jax.config.update("jax_compilation_cache_dir", str(base / "infattn" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+use_compilation_cache()
+
+
 def device_name() -> str:
     """The device JAX computes on: ``jax.devices()[0]`` as ``platform: kind``."""
     d = jax.devices()[0]
@@ -167,7 +186,7 @@ class Panel(w.VBox):
 
     Subclasses set ``title``, ``code_panel``, ``figsize``, build their axes in
     ``make_axes`` and draw a view in ``draw``; ``views(config)`` is the generator.
-    ``rendered`` counts the views drawn (benchmarks and tests wait on it).
+    ``rendered`` counts the views drawn; each job's ``view_times`` say when.
     """
 
     title: ClassVar[str] = ""
@@ -180,7 +199,6 @@ class Panel(w.VBox):
         )
         self.runner = Runner()
         self.rendered = 0
-        self.render_times: list[float] = []
         self._draw_lock = threading.Lock()
         self.figure = Figure(figsize=self.figsize, layout="constrained")
         self.canvas = Canvas(self.figure)
@@ -247,6 +265,7 @@ class Panel(w.VBox):
             lambda view, job: self._on_view(view, job, cfg, started),
             lambda e, details, job: self._on_error(e, details, job),
             self._on_end,
+            wait_after=1,  # the analytic view does not wait for the cancelled job
         )
 
     def _on_view(self, view: Any, job: Job, cfg: Config, started: float) -> None:
@@ -259,7 +278,6 @@ class Panel(w.VBox):
             self.progress.value = frac
             self.status.value = f"{text} · {time.perf_counter() - started:.1f} s"
             self.error.value = ""
-            self.render_times.append(time.perf_counter() - started)
             self.rendered += 1
 
     def _on_error(self, e: BaseException, details: str, job: Job) -> None:

@@ -60,3 +60,30 @@ def test_errors_are_reported_with_their_traceback():
     job = Runner().submit(failing, lambda v, j: None, lambda e, tb, j: errors.append((e, tb)))
     assert job.wait(10)
     assert job.status == "failed" and str(errors[0][0]) == "boom" and "failing" in errors[0][1]
+
+
+def test_the_first_views_do_not_wait_for_the_cancelled_job():
+    release = threading.Event()
+    order = []
+
+    def busy():
+        order.append("old step starts")
+        release.wait(10)
+        order.append("old step ends")
+        yield "old"
+
+    def new():
+        yield "quick"
+        yield "heavy"
+
+    runner = Runner()
+    first = runner.submit(busy, lambda v, j: None)
+    while not order:
+        threading.Event().wait(0.01)
+    got = threading.Event()
+    second = runner.submit(new, lambda v, j: (order.append(v), got.set()), wait_after=1)
+    assert got.wait(10)  # the quick view arrived while the old step still ran
+    assert order == ["old step starts", "quick"]
+    release.set()
+    assert second.wait(10) and first.wait(10)
+    assert order == ["old step starts", "quick", "old step ends", "heavy"]
