@@ -161,7 +161,7 @@ def kernel_views(cfg: Config) -> Iterator[KernelView]:
         n = min(size, cfg.draws - c * size)
         with precision(cfg):
             d = empirical_kernel_draws(
-                init_fn, apply_fn, jax.random.fold_in(key, c), size, x, None, KINDS
+                init_fn, apply_fn, jax.random.fold_in(key, c), size, x, None, KINDS, progress=False
             )
         for k in KINDS:
             draws[k].append(np.asarray(d[k])[:n])

@@ -184,6 +184,23 @@ def _fast() -> bool:
 # ------------------------------------------------------------------ panel base
 
 
+class _LockedCanvas(Canvas):
+    """An ipympl canvas that rasterises under the panel's lock.
+
+    The browser asks for a new image (handled on the kernel's main thread) while
+    the worker thread may be updating artists; the lock keeps a figure from being
+    drawn half-updated.
+    """
+
+    def __init__(self, figure: Figure, lock: threading.RLock) -> None:
+        super().__init__(figure)
+        self._infattn_lock = lock
+
+    def draw(self) -> None:
+        with self._infattn_lock:
+            super().draw()
+
+
 class Panel(w.VBox):
     """Header with the device, controls, one ipympl figure, progress, errors, "Show code".
 
@@ -202,9 +219,9 @@ class Panel(w.VBox):
         )
         self.runner = Runner()
         self.rendered = 0
-        self._draw_lock = threading.Lock()
+        self._draw_lock = threading.RLock()
         self.figure = Figure(figsize=self.figsize, layout="constrained")
-        self.canvas = Canvas(self.figure)
+        self.canvas = _LockedCanvas(self.figure, self._draw_lock)
         FigureManager(self.canvas, 0)
         self.canvas.header_visible = False
         self.canvas.footer_visible = False
