@@ -107,7 +107,9 @@ def loglog_with_bands(
 
     Args:
       x, y: sizes and values ``(m,)``; non-positive ``y`` are left out of the log plot.
-      lo, hi: the confidence band ``(m,)`` (shaded), or ``None``.
+      lo, hi: the confidence interval ``(m,)``, or ``None``: shaded where ``lo > 0``;
+        where ``lo <= 0`` the value is not resolved from zero and only ``hi`` is drawn
+        (a downward triangle).
       fit: an :class:`infattn.limits.SlopeFit` (drawn as a solid line with its slope
         in the legend) or ``None``.
       theory_slope: a dashed line of this slope through the geometric centre of the
@@ -124,11 +126,18 @@ def loglog_with_bands(
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     ok = y > 0
-    (line,) = ax.plot(x[ok], y[ok], "o", color=color, label=label or None)
+    resolved = ok if lo is None else ok & (np.asarray(lo, np.float64) > 0)
+    (line,) = ax.plot(x[resolved], y[resolved], "o", color=color, label=label or None)
     color = line.get_color()
     if lo is not None and hi is not None:
-        lo_a = np.maximum(np.asarray(lo, np.float64), 1e-300)
-        ax.fill_between(x, lo_a, np.asarray(hi, np.float64), color=color, alpha=0.2, lw=0)
+        lo_a, hi_a = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        if resolved.any():
+            ax.fill_between(
+                x[resolved], lo_a[resolved], hi_a[resolved], color=color, alpha=0.2, lw=0
+            )
+        up = ~resolved & (hi_a > 0)
+        if up.any():  # not resolved from zero: the upper end of the interval
+            ax.plot(x[up], hi_a[up], "v", color=color, alpha=0.6, label="upper CI (unresolved)")
     if noise is not None:
         ax.plot(x, noise, ":", color=color, alpha=0.7, label="noise level")
     if fit is not None and np.isfinite(fit.slope):
@@ -153,6 +162,8 @@ def loglog_with_bands(
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(x, [f"{v:g}" for v in x], minor=False)
+    ax.minorticks_off()
 
 
 def histogram_with_laws(

@@ -45,6 +45,7 @@ DRAWS = (8, 16, 32, 64, 128, 256, 512)
 DECAY_LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
 _SLIDER = {"continuous_update": False, "style": {"description_width": "90px"}}
 _CHOICE = {"style": {"description_width": "90px"}}
+_MONO = "font-size: 11px; font-family: monospace"
 _LABELS = {
     "heads": "heads",
     "width": "width",
@@ -158,7 +159,7 @@ class Controls(w.VBox):
         )
         for i, title in enumerate(("model", "positions", "inputs")):
             tabs.set_title(i, title)
-        tabs.selected_index = None if _fast() else 0
+        tabs.selected_index = 0
         super().__init__([w.HBox([g["heads"], g["width"], g["draws"]]), tabs])
 
     @property
@@ -175,10 +176,6 @@ class Controls(w.VBox):
         cfg = self.config
         for fn in self._callbacks:
             fn(cfg)
-
-
-def _fast() -> bool:
-    return model.fast_mode()
 
 
 # ------------------------------------------------------------------ panel base
@@ -476,7 +473,7 @@ class GaussianityPanel(Panel):
         report = (
             ""
             if view.report is None
-            else f"<pre style='font-size:11px'>{html.escape(str(view.report))}</pre>"
+            else f"<pre style='{_MONO}'>{html.escape(str(view.report))}</pre>"
         )
         self.extra.value = report
 
@@ -583,7 +580,11 @@ def _distance_table(view: compute.KernelView) -> str:
             f"<tr><td>{kind.upper()}</td><td>{d.rel_fro:.4f} ± {d.rel_noise:.4f}</td>"
             f"<td>{bias}</td><td>{d.max_z:.1f}</td></tr>"
         )
+    style = (
+        "<style>.infattn-table td, .infattn-table th {padding: 2px 14px; text-align: left}</style>"
+    )
     return (
-        "<table style='font-size:12px'><tr><th>kernel</th><th>relative error ± noise</th>"
-        "<th>relative bias (95% CI)</th><th>max |z|</th></tr>" + "".join(rows) + "</table>"
+        f"{style}<table class='infattn-table' style='font-size:12px'><tr><th>kernel</th>"
+        "<th>relative error ± noise alone</th><th>relative bias (95% CI)</th>"
+        "<th>max |z|</th></tr>" + "".join(rows) + "</table>"
     )

@@ -16,7 +16,7 @@ from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.slow
 
-FIGURE = "canvas.jupyter-matplotlib-canvas"
+FIGURE = ".infattn-panel .jupyter-matplotlib-canvas-div canvas"
 BAD_TEXT = ("Error displaying widget", "Traceback (most recent call last)")
 
 
@@ -48,12 +48,27 @@ def _assert_clean(page) -> None:
     assert page.locator('[data-mime-type="application/vnd.jupyter.error"]').count() == 0
 
 
+def _all_draws(status: str) -> bool:
+    """Whether a Kernel panel's status reads ``n/n draws``."""
+    done, _, rest = status.partition("/")
+    return "draws" in rest and done.strip() == rest.split()[0]
+
+
+def _panel_shots(page, artifacts, name: str) -> None:
+    for i, panel in enumerate(page.locator(".infattn-panel").all()):
+        panel.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)  # the figure's image arrives once it is in view
+        panel.screenshot(path=str(artifacts / f"{name}-panel-{i}.png"))
+
+
 def _move_heads_and_check(page, artifacts, name: str) -> None:
     rendered = _figure_data(page)
     handle = page.locator(".widget-slider .noUi-handle").first  # the first control: heads
     handle.focus()
     page.keyboard.press("ArrowRight")
     _wait_for(lambda: _figure_data(page) != rendered, 300, "figure update", page, artifacts, name)
+    status = page.locator(".infattn-panel").first.locator(".widget-label").first
+    _wait_for(lambda: _all_draws(status.inner_text()), 300, "Monte Carlo", page, artifacts, name)
     page.wait_for_timeout(1000)
     page.locator(".infattn-panel").first.screenshot(path=str(artifacts / f"{name}-after-heads.png"))
     _assert_clean(page)
@@ -89,8 +104,7 @@ def test_notebook_01_in_jupyterlab(browser, jupyterlab, artifacts):
     page.locator(FIGURE).first.scroll_into_view_if_needed()
     page.wait_for_timeout(2000)
     page.screenshot(path=str(artifacts / "jupyterlab-notebook-01.png"))
-    for i, panel in enumerate(page.locator(".infattn-panel").all()):
-        panel.screenshot(path=str(artifacts / f"jupyterlab-panel-{i}.png"))
+    _panel_shots(page, artifacts, "jupyterlab")
     _assert_clean(page)
     _move_heads_and_check(page, artifacts, "jupyterlab")
 
@@ -110,8 +124,7 @@ def test_voila_app(browser, voila, artifacts):
     )
     page.wait_for_timeout(2000)
     page.screenshot(path=str(artifacts / "voila-app.png"), full_page=True)
-    for i, panel in enumerate(page.locator(".infattn-panel").all()):
-        panel.screenshot(path=str(artifacts / f"voila-panel-{i}.png"))
+    _panel_shots(page, artifacts, "voila")
     assert lab.APP_NOTEBOOK == "app.ipynb"
     _assert_clean(page)
     _move_heads_and_check(page, artifacts, "voila")
