@@ -105,10 +105,10 @@ def normal_init(init_fn: Any) -> Any:
 def analytic_kernels(cfg: Config, x: np.ndarray) -> dict[str, tuple[np.ndarray, Any]]:
     """``{kind: (kernel, se or None)}`` of ``cfg``'s model on ``x``, ``(N, N)`` each.
 
-    The standard error is the kernel's ``<kind>_se`` attribute when it has one
-    (Monte Carlo standard-scaling attention), else ``None``.
+    The standard error is the kernel's ``<kind>_se`` (Monte Carlo standard-scaling
+    attention), ``None`` for closed-form models.
     """
-    k = model(cfg)[2](x, None, KINDS)
+    k = model(cfg)[2](x, None, (*KINDS, *(f"{kind}_se" for kind in KINDS)))
     out = {}
     for kind in KINDS:
         se = getattr(k, f"{kind}_se", None)

@@ -71,3 +71,12 @@ def test_float64_configurations_compute_in_float64_without_changing_the_default(
     view = next(compute.kernel_views(TINY.replace(dtype="float64")))
     assert view.analytic["nngp"][0].dtype == np.float64
     assert jax.numpy.zeros(1).dtype == (np.float64 if jax.config.jax_enable_x64 else np.float32)
+
+
+def test_standard_scaling_kernels_carry_their_standard_errors():
+    view = next(compute.kernel_views(TINY.replace(scaling="1/sqrt(d)")))
+    for kind in compute.KINDS:
+        mean, se = view.analytic[kind]
+        assert se is not None and se.shape == mean.shape
+        assert 0 < se.max() < 0.05 * np.abs(mean).max()
+    assert next(compute.kernel_views(TINY)).analytic["nngp"][1] is None
