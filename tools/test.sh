@@ -14,5 +14,7 @@ echo "== ruff"
 .venv/bin/ruff format --check infattn tests tools benchmarks
 echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
+echo "== doctests: every public function's Example"
+.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules infattn
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"

@@ -34,7 +34,7 @@ from infattn.kernel import Kernel
 from infattn.stax import positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
-from infattn.stax.validation import check_choice, check_std, check_width
+from infattn.validation import check_choice, check_layout, check_std, check_width
 
 Array = jax.Array
 
@@ -156,8 +156,7 @@ def GlobalSelfAttention(
         check_width(n_chan_pos_emb, "n_chan_pos_emb")
     if pos_emb_decay_fn is not None and not callable(pos_emb_decay_fn):
         raise ValueError(f"pos_emb_decay_fn: expected a callable or None, got {pos_emb_decay_fn!r}")
-    if batch_axis != 0 or channel_axis != -1:
-        raise NotImplementedError("GlobalSelfAttention: only batch_axis=0, channel_axis=-1")
+    check_layout("GlobalSelfAttention", batch_axis=batch_axis, channel_axis=channel_axis)
     if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 2:
         raise ValueError(f"mc_samples: expected an integer >= 2, got {mc_samples!r}")
     if isinstance(mc_seed, bool) or not isinstance(mc_seed, int):
