@@ -38,29 +38,8 @@ from infattn.validation import check_choice, check_layout, check_std, check_widt
 
 Array = jax.Array
 
-MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
-
-
-def attention_weights(logits: Array, key_mask: Array | None, mechanism: str) -> Array:
-    """``zeta(logits)`` over the last (key) axis; masked keys get zero weight.
-
-    ``logits``: ``(..., P_query, P_key)``; ``key_mask``: broadcastable to
-    ``(..., 1, P_key)``. A row whose keys are all masked is all zeros.
-    """
-    if mechanism == "SOFTMAX":
-        if key_mask is None:
-            return jax.nn.softmax(logits, axis=-1)
-        top = jnp.max(jnp.where(key_mask, -jnp.inf, logits), axis=-1, keepdims=True)
-        top = jnp.where(jnp.isfinite(top), top, 0.0)
-        e = jnp.where(key_mask, 0.0, jnp.exp(logits - top))
-        return e / jnp.maximum(jnp.sum(e, axis=-1, keepdims=True), jnp.finfo(e.dtype).tiny)
-    if key_mask is not None:
-        logits = jnp.where(key_mask, 0.0, logits)
-    if mechanism == "IDENTITY":
-        return logits
-    if mechanism == "ABS":
-        return jnp.abs(logits)
-    return jax.nn.relu(logits)
+MECHANISMS = logits.MECHANISMS
+attention_weights = logits.attention_weights
 
 
 def to_positions(m: Array | None, batch_ndim: int) -> Array | None:
