@@ -16,5 +16,7 @@ echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
 echo "== doctests: every public function's Example"
 .venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules infattn
+echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
+INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"
