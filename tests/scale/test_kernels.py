@@ -16,18 +16,6 @@ from tests.scale.runner import inputs, model
 KINDS = ("nngp", "ntk")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A finished store of the test model: 11 train, 5 test examples, tiles of 3."""
-    path = tmp_path_factory.mktemp("scale") / "kernels"
-    kernel_fn = model()
-    x_train, x_test = inputs()
-    store = compute_kernels(kernel_fn, x_train, x_test, path, tile_size=3, progress=False)
-    arrays = {(k, p): store.load(k, p) for k in KINDS for p in ("train_train", "test_train")}
-    arrays.update({(k, "test_diag"): store.load(k, "test_diag") for k in KINDS})
-    return path, kernel_fn, arrays
-
-
 def test_tiles_match_one_kernel_fn_call(built):
     _, kernel_fn, arrays = built
     x_train, x_test = inputs()
