@@ -177,7 +177,9 @@ def _tile_size(
             )
         return int(tile_size)
     budget = budget or memory.default_budget(devices)
-    return memory.largest_fitting(job.tile_bytes, budget, min(len(job.x_train), MAX_TILE))
+    n = len(job.x_train)
+    largest = memory.largest_fitting(job.tile_bytes, budget, min(n, MAX_TILE))
+    return -(-n // -(-n // largest))  # as many tiles as the largest needs, evened out
 
 
 def _existing(path: str) -> KernelStore | None:
