@@ -37,6 +37,22 @@ def run_dask(
     ``dask``: ``"local"``, a scheduler address or a ``distributed.Client``;
     ``local_workers``: worker processes of a ``"local"`` cluster (one thread each).
     On error or Ctrl-C the remaining tasks are cancelled and the error is raised.
+
+    Example (an in-process cluster; ``compute_kernels(..., dask=...)`` does this):
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from distributed import Client
+      >>> from infattn import stax
+      >>> from infattn.scale.kernels import compute_kernels
+      >>> _, _, kernel_fn = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(1))
+      >>> x = np.random.default_rng(0).standard_normal((5, 3))
+      >>> path = tempfile.mkdtemp() + "/k"
+      >>> store = compute_kernels(kernel_fn, x, None, path, tile_size=4, progress=False)
+      >>> job = TileJob(kernel_fn, x, x[:0], store.layout, ("nngp", "ntk"), None, path)
+      >>> with Client(processes=False, dashboard_address=None) as client:
+      ...     run_dask(job, store.layout.tiles(), client, tqdm(disable=True))
+      >>> store.pending()
+      []
     """
     from distributed import as_completed
 

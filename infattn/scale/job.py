@@ -57,13 +57,13 @@ _STATIC = ("kernel_fn", "kinds", "mask_constant")
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def pair(x1: jax.Array, x2: jax.Array, *, kernel_fn, kinds, mask_constant) -> Any:
+def _pair(x1: jax.Array, x2: jax.Array, *, kernel_fn, kinds, mask_constant) -> Any:
     """``kernel_fn(x1, x2, kinds)``: a namedtuple of ``(N1, N2)`` kernels (compiled per model)."""
     return kernel_fn(x1, x2, kinds, mask_constant=mask_constant)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def self_kernels(x: jax.Array, *, kernel_fn, kinds, mask_constant) -> Any:
+def _self_kernels(x: jax.Array, *, kernel_fn, kinds, mask_constant) -> Any:
     """Each example of ``x`` ``(N, ...)`` with itself: a namedtuple of ``(N, 1, 1)`` kernels."""
 
     def one(xi):
@@ -81,6 +81,16 @@ class TileJob:
     Picklable (with cloudpickle, as Dask sends it) when ``kernel_fn`` is; the store is
     reopened in each process, and the compiled tile functions are JAX's, cached per
     ``kernel_fn`` object (which must be hashable).
+
+    Example:
+      >>> from infattn import stax
+      >>> _, _, kernel_fn = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(1))
+      >>> x = np.random.default_rng(0).standard_normal((5, 3))
+      >>> job = TileJob(kernel_fn, x, x[:2], Layout(5, 2, 4), ("nngp",), None, "unused")
+      >>> job.compute(Tile("train_train", 0, 1))["nngp"].shape  # rows 0-3, column 4
+      (4, 1)
+      >>> job.compute(Tile("test_diag", 0))["nngp"].shape
+      (2,)
     """
 
     kernel_fn: Callable[..., Any]
@@ -135,9 +145,9 @@ class TileJob:
         n_rows = _length(self.layout.rows(tile))
         with precision(self.x_train.dtype):
             if x2 is None:
-                out = self_kernels(jax.device_put(x1, device), **self._static)
+                out = _self_kernels(jax.device_put(x1, device), **self._static)
                 return {k: np.asarray(getattr(out, k)).reshape(-1)[:n_rows] for k in self.kinds}
-            out = pair(jax.device_put(x1, device), jax.device_put(x2, device), **self._static)
+            out = _pair(jax.device_put(x1, device), jax.device_put(x2, device), **self._static)
             n_cols = _length(self.layout.cols(tile))
             return {k: np.asarray(getattr(out, k))[:n_rows, :n_cols] for k in self.kinds}
 
@@ -150,7 +160,7 @@ class TileJob:
         """SHA-256 of the jaxpr (and constants) of ``kernel_fn`` on one pair of inputs."""
         spec = jax.ShapeDtypeStruct((1, *self.x_train.shape[1:]), self.x_train.dtype)
         with precision(self.x_train.dtype):
-            closed = jax.make_jaxpr(functools.partial(pair, **self._static))(spec, spec)
+            closed = jax.make_jaxpr(functools.partial(_pair, **self._static))(spec, spec)
         text = re.sub(r" at 0x[0-9a-fA-F]+", "", str(closed.jaxpr))
         digest = hashlib.sha256(text.encode())
         for const in closed.consts:
@@ -168,7 +178,7 @@ class TileJob:
             )
         spec = jax.ShapeDtypeStruct((1, *self.x_train.shape[1:]), self.x_train.dtype)
         with precision(self.x_train.dtype):
-            out = jax.eval_shape(functools.partial(pair, **self._static), spec, spec)
+            out = jax.eval_shape(functools.partial(_pair, **self._static), spec, spec)
         for kind in self.kinds:
             shape = getattr(out, kind).shape
             if shape != (1, 1):
@@ -182,7 +192,7 @@ class TileJob:
         """Device memory of one ``t x t`` train-train tile (XLA's compiled memory analysis)."""
         spec = jax.ShapeDtypeStruct((t, *self.x_train.shape[1:]), self.x_train.dtype)
         with precision(self.x_train.dtype):
-            analysis = pair.lower(spec, spec, **self._static).compile().memory_analysis()
+            analysis = _pair.lower(spec, spec, **self._static).compile().memory_analysis()
         if analysis is None:
             raise RuntimeError(
                 "this JAX backend reports no memory analysis; pass tile_size= explicitly"

@@ -40,6 +40,21 @@ def run_local(
 
     The bar's postfix counts the tiles each device computed (``cpu:0=12 cpu:1=11``).
 
+    Example (recomputing one tile of a finished store changes nothing):
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from infattn import stax
+      >>> from infattn.scale.kernels import compute_kernels
+      >>> _, _, kernel_fn = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(1))
+      >>> x = np.random.default_rng(0).standard_normal((5, 3))
+      >>> path = tempfile.mkdtemp() + "/k"
+      >>> store = compute_kernels(kernel_fn, x, None, path, tile_size=4, progress=False)
+      >>> before = store.load("ntk", "train_train")
+      >>> job = TileJob(kernel_fn, x, x[:0], store.layout, ("nngp", "ntk"), None, path)
+      >>> run_local(job, [Tile("train_train", 0, 1)], jax.devices(), tqdm(disable=True))
+      >>> bool((store.load("ntk", "train_train") == before).all())
+      True
+
     Raises the first error of any tile (the other workers stop after their
     current tile) and ``KeyboardInterrupt`` on Ctrl-C.
     """

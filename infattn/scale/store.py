@@ -142,6 +142,18 @@ class KernelStore:
     """A kernel store on disk (see the module docstring for its layout).
 
     Open one with :meth:`open` (existing) or :meth:`create_or_open` (resume or start).
+
+    Example:
+      >>> import tempfile
+      >>> from infattn import stax
+      >>> from infattn.scale.kernels import compute_kernels
+      >>> _, _, kernel_fn = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(1))
+      >>> x = np.random.default_rng(0).standard_normal((5, 3))
+      >>> path = tempfile.mkdtemp() + "/k"
+      >>> _ = compute_kernels(kernel_fn, x, x[:2], path, tile_size=4, progress=False)
+      >>> store = KernelStore.open(path)
+      >>> store.manifest["tile_size"], store.pending(), store.load("nngp", "test_train").shape
+      (4, [], (2, 5))
     """
 
     def __init__(self, path: str | os.PathLike, group: Any):
