@@ -154,6 +154,8 @@ class KernelStore:
       >>> store = KernelStore.open(path)
       >>> store.manifest["tile_size"], store.pending(), store.load("nngp", "test_train").shape
       (4, [], (2, 5))
+      >>> {kind: sorted(parts) for kind, parts in store.load_all().items()}["ntk"]
+      ['test_diag', 'test_train', 'train_train']
     """
 
     def __init__(self, path: str | os.PathLike, group: Any):
@@ -258,6 +260,10 @@ class KernelStore:
                 "run the same computation again to finish it"
             )
         return np.asarray(self._group[f"{kind}/{part}"][...])
+
+    def load_all(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{kind: {part: array}}`` for every kernel array, in memory (a complete store only)."""
+        return {kind: {part: self.load(kind, part) for part in PARTS} for kind in self.kinds}
 
     def arrays(self) -> Iterator[tuple[str, str, Any]]:
         """``(kind, part, zarr array)`` for every kernel array (lazy, chunked access)."""
