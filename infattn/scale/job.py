@@ -6,7 +6,10 @@ path. Tiles of one part all have one shape (the last tile's examples are padded 
 repeating its last example, then cropped), so each part compiles once per device.
 Train-train and test-train tiles are ``kernel_fn(x1_tile, x2_tile)``; test-diagonal
 tiles map ``kernel_fn(x[i:i+1], None)`` over the tile's examples, so no test-test
-block is ever formed.
+block is ever formed. A model that samples a batch jointly (Monte Carlo attention,
+not :func:`is_pairwise`) is run ``joint``: its train kernel is the single tile
+``kernel_fn(x_train, None)``, exactly as one call gives it (positive semi-definite),
+and its test rows are tiles of ``kernel_fn(x_test_tile, x_train)``.
 
 The model enters the store's manifest as a fingerprint: the SHA-256 of the jaxpr of
 ``kernel_fn`` traced on one pair of inputs (with its constants), which changes when
@@ -100,6 +103,8 @@ class TileJob:
     kinds: tuple[str, ...]
     mask_constant: float | None
     store_path: str
+    joint: bool = False
+    """The model samples a batch jointly: the train kernel is one ``kernel_fn(x_train, None)``."""
 
     def __post_init__(self) -> None:
         self._store: KernelStore | None = None
@@ -144,9 +149,11 @@ class TileJob:
         x1, x2 = self.inputs(tile)
         n_rows = _length(self.layout.rows(tile))
         with precision(self.x_train.dtype):
-            if x2 is None:
+            if tile.part == "test_diag":
                 out = _self_kernels(jax.device_put(x1, device), **self._static)
                 return {k: np.asarray(getattr(out, k)).reshape(-1)[:n_rows] for k in self.kinds}
+            if self.joint and tile.part == "train_train":
+                x2 = None  # the whole train set, sampled jointly
             out = _pair(jax.device_put(x1, device), jax.device_put(x2, device), **self._static)
             n_cols = _length(self.layout.cols(tile))
             return {k: np.asarray(getattr(out, k))[:n_rows, :n_cols] for k in self.kinds}
@@ -168,14 +175,7 @@ class TileJob:
         return digest.hexdigest()
 
     def check_model(self) -> None:
-        """Refuse models whose kernels are not one number per pair, or not pairwise."""
-        if getattr(getattr(self.kernel_fn, "layer", None), "pairwise", True) is False:
-            raise ValueError(
-                "kernel_fn: this model's kernel entries are not pairwise (Monte Carlo attention "
-                "samples a batch's inputs jointly), so kernels assembled from tiles would differ "
-                "from one kernel_fn call and need not be positive semi-definite; use a "
-                "closed-form attention (linear_scaling=True, or attention_mechanism='IDENTITY')"
-            )
+        """Refuse models whose kernels are not one number per pair of inputs."""
         spec = jax.ShapeDtypeStruct((1, *self.x_train.shape[1:]), self.x_train.dtype)
         with precision(self.x_train.dtype):
             out = jax.eval_shape(functools.partial(_pair, **self._static), spec, spec)
@@ -188,11 +188,20 @@ class TileJob:
                     "spatial axes (end it with GlobalAvgPool or Flatten, then Dense)"
                 )
 
-    def tile_bytes(self, t: int) -> int:
-        """Device memory of one ``t x t`` train-train tile (XLA's compiled memory analysis)."""
-        spec = jax.ShapeDtypeStruct((t, *self.x_train.shape[1:]), self.x_train.dtype)
+    def tile_bytes(self, rows: int, cols: int | None = None) -> int:
+        """Device memory of one ``rows x cols`` tile (default square), as XLA compiles it.
+
+        ``cols=None`` with ``joint`` measures the joint ``kernel_fn(x[:rows], None)``.
+        """
+
+        def spec(n):
+            return jax.ShapeDtypeStruct((n, *self.x_train.shape[1:]), self.x_train.dtype)
+
+        joint_train = cols is None and self.joint
+        second = None if joint_train else spec(rows if cols is None else cols)
         with precision(self.x_train.dtype):
-            analysis = _pair.lower(spec, spec, **self._static).compile().memory_analysis()
+            lowered = _pair.lower(spec(rows), second, **self._static)
+            analysis = lowered.compile().memory_analysis()
         if analysis is None:
             raise RuntimeError(
                 "this JAX backend reports no memory analysis; pass tile_size= explicitly"
@@ -202,6 +211,22 @@ class TileJob:
             + analysis.output_size_in_bytes
             + analysis.temp_size_in_bytes
         )
+
+
+def is_pairwise(kernel_fn: Callable[..., Any]) -> bool:
+    """Whether each kernel entry depends on its pair of inputs alone (then tiles are exact).
+
+    ``infattn.stax`` models say so (Monte Carlo attention samples a batch jointly);
+    other functions are assumed pairwise, as closed-form kernels are.
+
+    Example:
+      >>> from infattn import stax
+      >>> is_pairwise(stax.serial(stax.Dense(2), stax.Relu())[2])
+      True
+      >>> is_pairwise(stax.GlobalSelfAttention(2, 2, 2, 1, linear_scaling=False)[2])
+      False
+    """
+    return getattr(getattr(kernel_fn, "layer", None), "pairwise", True) is not False
 
 
 def _length(s: slice) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from infattn.scale import memory
-from infattn.scale.job import TileJob, array_fingerprint
+from infattn.scale.job import TileJob, array_fingerprint, is_pairwise
 from infattn.scale.store import FORMAT, KINDS, KernelStore, Layout
 
 MAX_TILE = 4096
@@ -50,13 +50,17 @@ def compute_kernels(
     ``x_train``: ``(N, *spatial, C)``; ``x_test``: ``(M, *spatial, C)`` or ``None``.
     The store (zarr, see :mod:`infattn.scale.store`) holds for each kind in ``get``
     ``train_train (N, N)``, ``test_train (M, N)`` and ``test_diag (M,)``. The model
-    must output one number per pair of inputs (pool or flatten spatial axes).
+    must output one number per pair of inputs (pool or flatten spatial axes). A
+    model that samples a batch jointly (standard-scaling Monte Carlo attention) gets
+    its train kernel from one ``kernel_fn(x_train, None)`` call (a single tile, so
+    positive semi-definite as that call is) and its test rows in tiles.
 
     ``dtype``: compute and storage dtype (default: ``x_train``'s, float32 for
     integers); float64 turns on ``jax_enable_x64`` for the computation only.
     ``memory_budget``: bytes (or ``"512MiB"``) one tile may use on one device
     (default: 75% of the free memory JAX reports, 1 GiB on CPU); ``tile_size``:
-    examples per tile, overriding the budget's choice. ``devices``: where tiles run
+    examples per tile (test rows per tile for joint models), overriding the budget's
+    choice; resuming keeps the store's. ``devices``: where tiles run
     (default ``jax.local_devices()``). ``dask``: ``None`` (this process),
     ``"local"`` (a ``LocalCluster`` of ``dask_workers`` processes on 127.0.0.1), a
     scheduler address or a ``distributed.Client``. ``description``: free text kept
@@ -78,17 +82,22 @@ def compute_kernels(
     x_train, x_test = _inputs(x_train, x_test, dtype)
     devices = list(devices or jax.local_devices())
     path = os.fspath(path)
-    job = TileJob(
-        kernel_fn, x_train, x_test, Layout(len(x_train), len(x_test), 1), kinds, mask_constant, path
-    )
+    layout = Layout(len(x_train), len(x_test), 1)
+    joint = not is_pairwise(kernel_fn)
+    job = TileJob(kernel_fn, x_train, x_test, layout, kinds, mask_constant, path, joint)
     job.check_model()
     manifest = _manifest(job, description)
-    _check_tile_size(tile_size)
+    sizes = _given_sizes(job, tile_size)
     existing = _existing(path)
     if existing is not None:  # refuse a foreign store before any costly sizing
-        tile_size = tile_size or existing.manifest["tile_size"]
-        existing.require({**manifest, "tile_size": tile_size})
-    manifest["tile_size"] = _tile_size(job, tile_size, memory_budget, devices)
+        sizes = sizes or (existing.layout.tile, existing.layout.test_tile)
+        existing.require({**manifest, "tile_size": sizes[0], "test_tile_size": sizes[1]})
+    budget = None if memory_budget is None else memory.parse_size(memory_budget)
+    if sizes is None:
+        sizes = _choose_sizes(job, budget or memory.default_budget(devices))
+    elif budget is not None:
+        _require_fit(job, sizes, budget)
+    manifest.update(tile_size=sizes[0], test_tile_size=sizes[1])
     store = KernelStore.create_or_open(path, manifest)
     job = dataclasses.replace(job, layout=store.layout)
     tiles = store.pending()
@@ -112,7 +121,7 @@ def compute_kernels(
 
 
 def _manifest(job: TileJob, description: str | None) -> dict[str, Any]:
-    """What the store records about a run (all but the tile size)."""
+    """What the store records about a run (all but the tile sizes)."""
     name = getattr(job.kernel_fn, "__name__", type(job.kernel_fn).__name__)
     return {
         "format": FORMAT,
@@ -154,32 +163,54 @@ def _inputs(x_train: Any, x_test: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
     return x_train.astype(dtype, copy=False), x_test.astype(dtype, copy=False)
 
 
-def _check_tile_size(tile_size: Any) -> None:
-    bad = isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer | None)
-    if bad or (tile_size is not None and tile_size < 1):
+def _given_sizes(job: TileJob, tile_size: Any) -> tuple[int, int] | None:
+    """``(t, tm)`` from an explicit ``tile_size`` (the test rows' size for joint models)."""
+    if tile_size is None:
+        return None
+    bad = isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer)
+    if bad or tile_size < 1:
         raise ValueError(f"tile_size: expected a positive integer, got {tile_size!r}")
+    n, m = len(job.x_train), len(job.x_test)
+    if job.joint:
+        return n, int(tile_size)
+    return int(tile_size), max(1, min(int(tile_size), m))
 
 
-def _tile_size(
-    job: TileJob,
-    tile_size: int | None,
-    memory_budget: int | str | None,
-    devices: Sequence[jax.Device],
-) -> int:
-    """``tile_size`` checked against an explicit budget, or the largest the budget fits."""
-    budget = None if memory_budget is None else memory.parse_size(memory_budget)
-    if tile_size is not None:
-        if budget is not None and (need := job.tile_bytes(int(tile_size))) > budget:
-            raise MemoryError(
-                f"memory_budget {memory.format_size(budget)} cannot hold one tile of "
-                f"{tile_size} x {tile_size} examples: it needs {memory.format_size(need)} "
-                f"({need} bytes)"
+def _choose_sizes(job: TileJob, budget: int) -> tuple[int, int]:
+    """The largest ``(t, tm)`` whose tiles fit ``budget``, evened out over the examples."""
+    n, m = len(job.x_train), len(job.x_test)
+    if not job.joint:
+        t = _even(n, memory.largest_fitting(job.tile_bytes, budget, min(n, MAX_TILE)))
+        return t, max(1, min(t, m))
+    _require_fit(job, (n, 1), budget)
+    if m == 0:
+        return n, 1
+    rows = memory.largest_fitting(lambda r: job.tile_bytes(r, n), budget, min(m, MAX_TILE))
+    return n, _even(m, rows)
+
+
+def _require_fit(job: TileJob, sizes: tuple[int, int], budget: int) -> None:
+    """Raise ``MemoryError`` unless the tiles of ``sizes`` fit ``budget``."""
+    t, tm = sizes
+    n, m = len(job.x_train), len(job.x_test)
+    tiles = [(t, None)] + ([(tm, n)] if job.joint and m else [])
+    for rows, cols in tiles:
+        if (need := job.tile_bytes(rows, cols)) > budget:
+            why = (
+                " (this model samples a batch jointly, Monte Carlo attention, so its train "
+                "kernel is a single N x N tile)"
+                if job.joint and cols is None
+                else ""
             )
-        return int(tile_size)
-    budget = budget or memory.default_budget(devices)
-    n = len(job.x_train)
-    largest = memory.largest_fitting(job.tile_bytes, budget, min(n, MAX_TILE))
-    return -(-n // -(-n // largest))  # as many tiles as the largest needs, evened out
+            raise MemoryError(
+                f"memory_budget {memory.format_size(budget)} cannot hold one tile of {rows} x "
+                f"{cols or rows} examples: it needs {memory.format_size(need)} ({need} bytes)" + why
+            )
+
+
+def _even(n: int, largest: int) -> int:
+    """The smallest tile size giving as few tiles of ``n`` examples as ``largest`` does."""
+    return -(-n // -(-n // largest))
 
 
 def _existing(path: str) -> KernelStore | None:

@@ -11,7 +11,8 @@ Layout of a store at ``PATH`` (a directory; zarr format 3)::
     PATH/done/test_train            (Tm, T)
     PATH/done/test_diag             (Tm,)
 
-``t`` is the tile size, ``tm = min(t, M)`` the test tile size, ``T = ceil(N / t)``
+``t`` is the tile size, ``tm`` the test tile size (``min(t, M)``, see
+:mod:`infattn.scale.kernels` for models sampled jointly), ``T = ceil(N / t)``
 and ``Tm = ceil(M / tm)``. Each tile owns its chunks: a train-train tile
 ``(I, J)`` with ``I <= J`` writes chunk ``(I, J)`` and its mirror ``(J, I)`` (a
 diagonal tile is made exactly symmetric from its upper triangle), so writers never
@@ -48,6 +49,7 @@ COMPARED = (
     ("x_test_sha256", "x_test contents (sha256)"),
     ("model_sha256", "model fingerprint (sha256 of the traced kernel_fn)"),
     ("tile_size", "tile size"),
+    ("test_tile_size", "test tile size"),
 )
 """Manifest entries that must agree for a store to be resumed: ``(key, description)``."""
 
@@ -68,16 +70,27 @@ class Tile:
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Sizes of a store: ``n_train`` (N), ``n_test`` (M), tile size ``tile`` (t)."""
+    """Sizes of a store: ``n_train`` (N), ``n_test`` (M), tile size ``tile`` (t) and
+    ``test_tile`` (tm, test rows per tile; default ``min(t, M)``, at least 1)."""
 
     n_train: int
     n_test: int
     tile: int
+    test_tile: int = 0
 
-    @property
-    def test_tile(self) -> int:
-        """``tm = min(t, M)`` (at least 1): test rows per tile."""
-        return max(1, min(self.tile, self.n_test))
+    def __post_init__(self) -> None:
+        if not self.test_tile:
+            object.__setattr__(self, "test_tile", max(1, min(self.tile, self.n_test)))
+
+    @classmethod
+    def of(cls, manifest: Mapping[str, Any]) -> Layout:
+        """The layout a manifest records."""
+        return cls(
+            manifest["x_train_shape"][0],
+            manifest["x_test_shape"][0],
+            manifest["tile_size"],
+            manifest["test_tile_size"],
+        )
 
     def grid(self, part: str) -> tuple[int, ...]:
         """Tiles along each axis of ``part``: ``(T, T)``, ``(Tm, T)`` or ``(Tm,)``."""
@@ -162,11 +175,7 @@ class KernelStore:
         self.path = pathlib.Path(path)
         self._group = group
         self.manifest: dict[str, Any] = dict(group.attrs[MANIFEST_KEY])
-        self.layout = Layout(
-            self.manifest["x_train_shape"][0],
-            self.manifest["x_test_shape"][0],
-            self.manifest["tile_size"],
-        )
+        self.layout = Layout.of(self.manifest)
         self.kinds: tuple[str, ...] = tuple(self.manifest["kinds"])
 
     @classmethod
@@ -276,9 +285,7 @@ def _create(path: pathlib.Path, manifest: dict[str, Any]) -> None:
     """Build the empty store beside ``path`` and rename it into place (atomic)."""
     import zarr
 
-    layout = Layout(
-        manifest["x_train_shape"][0], manifest["x_test_shape"][0], manifest["tile_size"]
-    )
+    layout = Layout.of(manifest)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         root = zarr.open_group(str(staging), mode="w-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import jax
@@ -132,10 +133,45 @@ def test_models_the_store_cannot_hold_are_refused(tmp_path):
     spatial = stax.serial(stax.Dense(4), stax.Relu())[2]
     with pytest.raises(ValueError, match=r"nngp of shape \(1, 1, 3, 3\)"):
         compute_kernels(spatial, x, x, tmp_path / "s", tile_size=2)
-    monte_carlo = stax.serial(
-        stax.GlobalSelfAttention(4, 4, 4, 1, linear_scaling=False), stax.GlobalAvgPool()
-    )[2]
-    with pytest.raises(ValueError, match="not pairwise"):
-        compute_kernels(monte_carlo, x, x, tmp_path / "m", tile_size=2)
     with pytest.raises(ValueError, match="get: expected"):
         compute_kernels(model(), x, x, tmp_path / "g", get=("nngp", "cov1"))
+
+
+def test_monte_carlo_attention_gets_its_train_kernel_from_one_joint_call(tmp_path):
+    kernel_fn = stax.serial(
+        stax.Dense(8),
+        stax.GlobalSelfAttention(8, 8, 8, 1, linear_scaling=False, mc_samples=16),
+        stax.GlobalAvgPool(),
+        stax.Dense(1),
+    )[2]
+    x_train = np.random.default_rng(1).standard_normal((6, 3, 2))
+    store = compute_kernels(kernel_fn, x_train, None, tmp_path / "mc", tile_size=1)
+    assert store.layout.tile == 6
+    joint = jax.jit(lambda a: kernel_fn(a, None, KINDS))(x_train)
+    for kind in KINDS:
+        train = store.load(kind, "train_train")
+        np.testing.assert_allclose(train, getattr(joint, kind), rtol=1e-12, atol=1e-14)
+        assert np.linalg.eigvalsh(train).min() >= -1e-10 * np.abs(train).max()  # PSD
+
+
+def sampled_jointly(kernel_fn):
+    """``kernel_fn`` declared not pairwise, as Monte Carlo attention is (cheap to compile)."""
+
+    def joint_kernel_fn(x1, x2=None, get=None, *, mask_constant=None):
+        return kernel_fn(x1, x2, get, mask_constant=mask_constant)
+
+    joint_kernel_fn.layer = dataclasses.replace(kernel_fn.layer, pairwise=False)
+    return joint_kernel_fn
+
+
+def test_joint_models_tile_their_test_rows_and_size_the_train_tile(built, tmp_path):
+    _, kernel_fn, arrays = built
+    x_train, x_test = inputs()
+    joint = sampled_jointly(kernel_fn)
+    store = compute_kernels(joint, x_train, x_test, tmp_path / "j", tile_size=2, progress=False)
+    assert (store.layout.tile, store.layout.test_tile) == (11, 2)  # tile_size: test rows
+    assert len(store.layout.tiles()) == 1 + 3 + 3
+    for (kind, part), value in arrays.items():
+        np.testing.assert_allclose(store.load(kind, part), value, rtol=1e-12, atol=1e-14)
+    with pytest.raises(MemoryError, match="samples a batch jointly"):
+        compute_kernels(joint, x_train, x_test, tmp_path / "small", memory_budget="4KiB")
