@@ -173,7 +173,7 @@ def _given_sizes(job: TileJob, tile_size: Any) -> tuple[int, int] | None:
     n, m = len(job.x_train), len(job.x_test)
     if job.joint:
         return n, int(tile_size)
-    return int(tile_size), max(1, min(int(tile_size), m))
+    return int(tile_size), _test_tile(int(tile_size), m)
 
 
 def _choose_sizes(job: TileJob, budget: int) -> tuple[int, int]:
@@ -181,7 +181,7 @@ def _choose_sizes(job: TileJob, budget: int) -> tuple[int, int]:
     n, m = len(job.x_train), len(job.x_test)
     if not job.joint:
         t = _even(n, memory.largest_fitting(job.tile_bytes, budget, min(n, MAX_TILE)))
-        return t, max(1, min(t, m))
+        return t, _test_tile(t, m)
     _require_fit(job, (n, 1), budget)
     if m == 0:
         return n, 1
@@ -206,6 +206,11 @@ def _require_fit(job: TileJob, sizes: tuple[int, int], budget: int) -> None:
                 f"memory_budget {memory.format_size(budget)} cannot hold one tile of {rows} x "
                 f"{cols or rows} examples: it needs {memory.format_size(need)} ({need} bytes)" + why
             )
+
+
+def _test_tile(t: int, m: int) -> int:
+    """Test rows per tile for train tiles of ``t``: at most ``t``, evened out over ``m``."""
+    return _even(m, min(t, m)) if m else 1
 
 
 def _even(n: int, largest: int) -> int:

@@ -106,23 +106,27 @@ def default_budget(devices: Sequence[jax.Device]) -> int:
 def largest_fitting(measure: Callable[[int], int], budget: int, limit: int) -> int:
     """The largest tile size ``t <= limit`` whose measured memory ``measure(t)`` fits ``budget``.
 
-    ``measure(t)``: bytes one tile of size ``t`` needs. Fits ``a + b t + c t^2`` to
-    measurements at ``t = 1, 4, 16``, solves it for the budget, then measures that
-    size (shrinking it while it does not fit). Raises ``MemoryError`` naming the
-    need when not even ``t = 1`` fits.
+    ``measure(t)``: bytes one tile of size ``t`` needs. Unless ``limit`` itself fits,
+    fits ``a + b t + c t^2`` to measurements at ``t = 1, 4, 16``, solves it for the
+    budget, then measures that size (shrinking it while it does not fit). Raises
+    ``MemoryError`` naming the need when not even ``t = 1`` fits.
 
     Example:
       >>> largest_fitting(lambda t: 100 + 8 * t * t, budget=10_000, limit=1000)
       35
     """
-    used = {1: measure(1)}
+    used = {limit: measure(limit)}
+    if used[limit] <= budget:  # everything in one tile: the common small case, one measurement
+        return limit
+    used[1] = measure(1)
     if used[1] > budget:
         raise MemoryError(
             f"memory_budget {format_size(budget)} cannot hold one tile: a tile of 1 x 1 "
             f"examples needs {format_size(used[1])} ({used[1]} bytes); raise the budget"
         )
-    used.update((t, measure(t)) for t in sorted({min(p, limit) for p in PROBES} - {1}))
-    t = _solve(used, budget, limit)
+    probes = sorted({min(p, limit) for p in PROBES})
+    used.update((t, used[t] if t in used else measure(t)) for t in probes)
+    t = _solve({p: used[p] for p in probes}, budget, limit)
     for _ in range(MAX_SHRINK_STEPS):
         if t not in used:
             used[t] = measure(t)
@@ -139,7 +143,7 @@ def _solve(used: dict[int, int], budget: int, limit: int) -> int:
     coefficients = np.polyfit(sizes, values, min(2, len(sizes) - 1))[::-1].tolist()
     a, b, c = (max(0.0, v) for v in [*coefficients, 0.0, 0.0][:3])
     room = max(0.0, budget - a)
-    if b == 0 and c == 0:
-        return limit
+    if room == 0 or (b == 0 and c == 0):
+        return 1 if room == 0 else limit
     root = 2 * room / (b + math.sqrt(b * b + 4 * c * room))  # c t^2 + b t = room, stably
     return int(min(limit, max(1.0, root)))

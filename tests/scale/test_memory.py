@@ -74,3 +74,9 @@ def test_default_budget_follows_the_free_memory_devices_report():
     ]
     assert default_budget(gpus) == int(0.75 * 40 * 2**30)  # the fullest device decides
     assert default_budget([FakeDevice(None)]) == CPU_DEFAULT_BUDGET
+
+
+def test_largest_fitting_measures_once_when_everything_fits():
+    measured = []
+    assert largest_fitting(lambda t: measured.append(t) or t, budget=100, limit=50) == 50
+    assert measured == [50]
