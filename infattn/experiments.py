@@ -14,7 +14,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -151,11 +153,15 @@ def run(
     diag_reg: float = 1e-4,
     width: int = architectures.DEFAULT_WIDTH,
     progress: bool = True,
+    store: str | os.PathLike | None = None,
 ) -> Result:
     """Kernels of ``architecture`` on ``data``, NNGP and NTK inference, test scores.
 
     ``dtype`` ``"float64"`` needs ``jax_enable_x64``. ``diag_reg`` is relative
     to the train kernel's mean diagonal (as in :func:`infattn.predict.gp_inference`).
+    ``store``: a directory keeping the kernels in a resumable zarr store per data
+    set, architecture, size and dtype (:func:`infattn.scale.compute_kernels`), so an
+    interrupted run resumes and a finished one is read back instead of recomputed.
     """
     if dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError("dtype='float64' needs jax.config.update('jax_enable_x64', True)")
@@ -164,8 +170,15 @@ def run(
     x_train, x_test = (np.asarray(x, dtype=dtype) for x in (data.x_train, data.x_test))
     kw = {"mask_constant": data.mask_constant, "progress": progress}
     start = time.perf_counter()
-    k_dd = kernel_blocks(kernel_fn, x_train, **kw)
-    k_td = kernel_blocks(kernel_fn, x_test, x_train, **kw)
+    if store is None:
+        k_dd = kernel_blocks(kernel_fn, x_train, **kw)
+        k_td = kernel_blocks(kernel_fn, x_test, x_train, **kw)
+    else:
+        from infattn.scale import compute_kernels
+
+        name = f"{data.name}-{architecture}-{dtype}-n{len(x_train)}-m{len(x_test)}"
+        kernels = compute_kernels(kernel_fn, x_train, x_test, Path(store) / name, **kw)
+        k_dd, k_td = kernels.load_part("train_train"), kernels.load_part("test_train")
     seconds = time.perf_counter() - start
     posterior = predict.gp_inference(_Kernels(**k_dd), jnp.asarray(data.y_train, dtype), diag_reg)
     means = posterior(("nngp", "ntk"), _Kernels(**k_td))

@@ -23,12 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", nargs="?", choices=DATASETS, help="the data set")
     parser.add_argument("--arch", default="all", help="architecture name, or 'all' (see --list)")
     parser.add_argument("--list", action="store_true", help="list the architectures and exit")
-    parser.add_argument("--n-train", type=int, default=None, help="training examples")
-    parser.add_argument("--n-test", type=int, default=None, help="test examples")
-    parser.add_argument("--data", type=Path, default=None, help="archive (cifar10, imdb)")
-    parser.add_argument("--download", action="store_true", help="download a missing archive")
-    parser.add_argument("--skip-checksum", action="store_true", help="do not check the MD5")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    add_data_arguments(parser)
     parser.add_argument(
         "--diag-reg",
         type=float,
@@ -36,14 +31,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ridge added to the train kernel, relative to its mean diagonal",
     )
     parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the kernels in resumable zarr stores under DIR (infattn.scale; "
+        "needs the scale extra): an interrupted experiment resumes",
+    )
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options choosing a data set's sizes, archive, layout and dtype (shared by commands)."""
+    parser.add_argument("--n-train", type=int, default=None, help="training examples")
+    parser.add_argument("--n-test", type=int, default=None, help="test examples")
+    parser.add_argument("--data", type=Path, default=None, help="archive (cifar10, imdb)")
+    parser.add_argument("--download", action="store_true", help="download a missing archive")
+    parser.add_argument("--skip-checksum", action="store_true", help="do not check the MD5")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument(
         "--layout",
         choices=("image", "rows"),
         default="image",
         help="digits as 8x8 images or as sequences of 8 rows",
     )
     parser.add_argument("--length", type=int, default=200, help="imdb: tokens per review")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def load(args: argparse.Namespace) -> Any:
@@ -142,7 +155,12 @@ def _run_all(args: argparse.Namespace, dataset: Any, names: list[str]) -> int:
         for name in names:
             results.append(
                 experiments.run(
-                    dataset, name, dtype=args.dtype, diag_reg=args.diag_reg, progress=not args.quiet
+                    dataset,
+                    name,
+                    dtype=args.dtype,
+                    diag_reg=args.diag_reg,
+                    progress=not args.quiet,
+                    store=args.store,
                 )
             )
             print(f"done: {name}", flush=True)

@@ -169,6 +169,8 @@ class KernelStore:
       (4, [], (2, 5))
       >>> {kind: sorted(parts) for kind, parts in store.load_all().items()}["ntk"]
       ['test_diag', 'test_train', 'train_train']
+      >>> sorted(store.load_part("train_train"))
+      ['nngp', 'ntk']
     """
 
     def __init__(self, path: str | os.PathLike, group: Any):
@@ -273,6 +275,10 @@ class KernelStore:
     def load_all(self) -> dict[str, dict[str, np.ndarray]]:
         """``{kind: {part: array}}`` for every kernel array, in memory (a complete store only)."""
         return {kind: {part: self.load(kind, part) for part in PARTS} for kind in self.kinds}
+
+    def load_part(self, part: str) -> dict[str, np.ndarray]:
+        """``{kind: array}`` of one part (e.g. ``"train_train"``) for every kind stored."""
+        return {kind: self.load(kind, part) for kind in self.kinds}
 
     def arrays(self) -> Iterator[tuple[str, str, Any]]:
         """``(kind, part, zarr array)`` for every kernel array (lazy, chunked access)."""
