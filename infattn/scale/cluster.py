@@ -41,7 +41,7 @@ def run_dask(
     Example (an in-process cluster; ``compute_kernels(..., dask=...)`` does this):
       >>> import tempfile
       >>> import numpy as np
-      >>> from distributed import Client
+      >>> from distributed import Client, LocalCluster
       >>> from infattn import stax
       >>> from infattn.scale.kernels import compute_kernels
       >>> _, _, kernel_fn = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(1))
@@ -49,7 +49,8 @@ def run_dask(
       >>> path = tempfile.mkdtemp() + "/k"
       >>> store = compute_kernels(kernel_fn, x, None, path, tile_size=4, progress=False)
       >>> job = TileJob(kernel_fn, x, x[:0], store.layout, ("nngp", "ntk"), None, path)
-      >>> with Client(processes=False, dashboard_address=None) as client:
+      >>> loopback = {"protocol": "tcp://", "host": "127.0.0.1", "dashboard_address": None}
+      >>> with LocalCluster(processes=False, **loopback) as cluster, Client(cluster) as client:
       ...     run_dask(job, store.layout.tiles(), client, tqdm(disable=True))
       >>> store.pending()
       []
