@@ -145,19 +145,34 @@ def test_trace_axes_in_the_middle_match_a_transposed_problem():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)))("nnpg"), NotImplementedError,
-         "get"),
+        (
+            lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)))("nnpg"),
+            NotImplementedError,
+            "get",
+        ),
         (lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)))(()), ValueError, "non-empty"),
-        (lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)))("ntk", np.eye(2), np.eye(2)),
-         ValueError, "NNGP"),
-        (lambda: predict.gradient_descent_mse(np.eye(2), np.ones((2, 1)))(1.0, None, None),
-         ValueError, "both None"),
-        (lambda: predict.gradient_descent_mse(np.eye(2), np.ones((2, 1)))(1.0, 0.0, np.ones(1)),
-         ValueError, "k_test_train"),
-        (lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)), trace_axes=(3,)), ValueError,
-         "trace_axes"),
+        (
+            lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)))("ntk", np.eye(2), np.eye(2)),
+            ValueError,
+            "NNGP",
+        ),
+        (
+            lambda: predict.gradient_descent_mse(np.eye(2), np.ones((2, 1)))(1.0, None, None),
+            ValueError,
+            "both None",
+        ),
+        (
+            lambda: predict.gradient_descent_mse(np.eye(2), np.ones((2, 1)))(1.0, 0.0, np.ones(1)),
+            ValueError,
+            "k_test_train",
+        ),
+        (
+            lambda: predict.gp_inference(np.eye(2), np.ones((2, 1)), trace_axes=(3,)),
+            ValueError,
+            "trace_axes",
+        ),
     ],
-)  # fmt: skip
+)
 def test_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()

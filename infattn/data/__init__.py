@@ -6,7 +6,8 @@
   (variable lengths with padding; a 1-D family of inputs for plots).
 * :func:`load_cifar10`: CIFAR-10 from ``cifar-10-python.tar.gz``.
 * :func:`load_imdb`: IMDb reviews from ``aclImdb_v1.tar.gz`` as padded GloVe
-  sequences (:func:`embed_padded` does the same for any sentences).
+  sequences (:func:`embed_padded` does the same for any sentences;
+  :func:`glove_sentences` gives a few fixed ones).
 
 Every loader returns a :class:`Dataset`. Archives are MD5-checked, read in place
 and never trusted (:mod:`infattn.data.archive`, :mod:`infattn.data.safe_pickle`).
@@ -20,7 +21,7 @@ from infattn.data.digits import load_digits
 from infattn.data.imdb import load_imdb
 from infattn.data.safe_pickle import UnsafePickleError
 from infattn.data.synthetic import phase_sequences, trend_sequences
-from infattn.data.text import embed_padded, tokenize
+from infattn.data.text import embed_padded, glove_sentences, tokenize
 
 __all__ = [
     "ChecksumError",
@@ -28,6 +29,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafePickleError",
     "embed_padded",
+    "glove_sentences",
     "load_cifar10",
     "load_digits",
     "load_imdb",

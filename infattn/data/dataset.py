@@ -40,9 +40,16 @@ class Dataset:
         (x_tr, l_tr), (x_te, l_te) = splits
         k = len(classes)
         return cls(
-            name, x_tr, one_hot(l_tr, k), np.asarray(l_tr), x_te, one_hot(l_te, k),
-            np.asarray(l_te), tuple(classes), **kwargs,
-        )  # fmt: skip
+            name,
+            x_tr,
+            one_hot(l_tr, k),
+            np.asarray(l_tr),
+            x_te,
+            one_hot(l_te, k),
+            np.asarray(l_te),
+            tuple(classes),
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -42,8 +42,9 @@ def trend_sequences(
       ((4, 5, 4), 0.0, ('falling', 'rising'))
     """
     if not 2 <= min_length <= max_length:
-        raise ValueError(f"lengths: expected 2 <= min_length <= max_length, got "
-                         f"{min_length}, {max_length}")  # fmt: skip
+        raise ValueError(
+            f"lengths: expected 2 <= min_length <= max_length, got {min_length}, {max_length}"
+        )
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(channels)
     u /= np.linalg.norm(u)

@@ -81,3 +81,36 @@ def embed_padded(
     if np.any(np.all(x[real] == mask_constant, axis=-1)):
         raise ValueError(f"mask_constant={mask_constant} equals a word vector; choose another")
     return x
+
+
+SENTENCES = (
+    "the film was a joy from the first minute to the last",
+    "i did not like the story and the acting was poor",
+    "a quiet and beautiful movie about a family by the sea",
+    "the plot makes no sense and the ending is even worse",
+    "one of the best performances i have seen in years",
+    "boring , slow and far too long for such a thin idea",
+    "the music and the images stay with you after it ends",
+    "nothing in this film works , not even the jokes",
+    "a smart script with characters you really care about",
+    "i fell asleep twice and nobody woke me up",
+    "funny , warm and honest : go and see it",
+    "the worst movie of the year by a long way",
+)
+
+
+def glove_sentences(n: int, length: int = 8) -> np.ndarray:
+    """``(n, length, 50)`` GloVe vectors of the first ``length`` tokens of fixed sentences.
+
+    The sentences (:data:`SENTENCES`, short film reviews, repeated if ``n`` is
+    larger) all have at least 8 tokens, so the default needs no padding.
+
+    Example:
+      >>> glove_sentences(3).shape
+      (3, 8, 50)
+    """
+    docs = [tokenize(SENTENCES[i % len(SENTENCES)]) for i in range(n)]
+    shortest = min(len(d) for d in docs)
+    if length > shortest:
+        raise ValueError(f"length: the sentences have {shortest} tokens, asked for {length}")
+    return embed_padded(docs, length)

@@ -64,8 +64,13 @@ def cifar_batch(images: np.ndarray, labels: list[int], label: bytes = b"batch") 
     )
 
 
-def add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
-        link: str = "") -> None:  # fmt: skip
+def add(
+    tar: tarfile.TarFile,
+    name: str,
+    data: bytes = b"",
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> None:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, link
     info.size = len(data) if kind == tarfile.REGTYPE else 0
