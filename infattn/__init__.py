@@ -9,7 +9,7 @@ SciPy), so ``import infattn`` stays light.
 import importlib
 from typing import Any
 
-from infattn import stax
+from infattn import predict, stax
 from infattn.empirical import monte_carlo_kernel_fn
 from infattn.kernel import Kernel
 
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = ("diagnostics", "limits", "logits")
 
-__all__ = ["Kernel", "__version__", "monte_carlo_kernel_fn", "stax", *_LAZY]
+__all__ = ["Kernel", "__version__", "monte_carlo_kernel_fn", "predict", "stax", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

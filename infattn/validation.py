@@ -123,7 +123,8 @@ def check_real(x: Any, name: str) -> None:
         ...
         ValueError: samples: expected real numbers, got dtype complex64
     """
-    if np.dtype(x.dtype).kind not in "biuf":
+    real = (jnp.floating, jnp.integer, jnp.bool_)  # bfloat16 included, complex not
+    if not any(jnp.issubdtype(x.dtype, kind) for kind in real):
         raise ValueError(f"{name}: expected real numbers, got dtype {x.dtype}")
 
 

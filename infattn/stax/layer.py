@@ -29,7 +29,7 @@ import numpy as np
 from infattn.kernel import Kernel
 from infattn.stax import tiling
 from infattn.stax.replicates import with_replicates, with_standard_errors
-from infattn.validation import as_array, canonical_get, check_finite
+from infattn.validation import as_array, canonical_get, check_finite, check_key
 
 Array = jax.Array
 InitFn = Callable[..., tuple[Any, Any]]
@@ -92,7 +92,7 @@ def make_layer(
     parts = Parts(init, apply, rule, pairwise)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
-        return init(rng, input_shape)
+        return init(check_key(rng, "rng"), input_shape)
 
     def apply_fn(params: Any, inputs: Any, *, mask_constant: float | None = None, **kwargs):
         x, mask = _split_masked(inputs, mask_constant)
@@ -192,12 +192,13 @@ def _all_none(x: Any) -> bool:
 
 
 def _split_masked(inputs: Any, mask_constant: float | None) -> tuple[Any, Any]:
+    """Inputs (an array, a ``MaskedArray`` or a list of them, one per branch) and masks."""
     if isinstance(inputs, list | tuple) and not isinstance(inputs, MaskedArray):
         pairs = [_split_masked(i, mask_constant) for i in inputs]
         return [p[0] for p in pairs], [p[1] for p in pairs]
     if isinstance(inputs, MaskedArray):
         return inputs.masked_value, inputs.mask
-    x = jnp.asarray(inputs)
+    x = as_array(inputs, "inputs", 0, "an array or a list of arrays (one per branch)")
     check_finite(x, "inputs", mask_constant)
     return _mask_inputs(x, mask_constant)
 

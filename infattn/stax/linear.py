@@ -14,6 +14,7 @@ separately along each spatial axis; zero padding contributes zeros.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from infattn.kernel import Kernel
-from infattn.stax import taps
+from infattn.stax import layout, taps
 from infattn.stax.layer import make_layer
 from infattn.validation import check_choice, check_layout, check_std, check_width
 
@@ -140,10 +141,19 @@ def Conv(
     parameterization: str = "ntk",
     s: tuple[int, int] = (1, 1),
 ):
-    """Convolution over the spatial axes of ``(N, *spatial, C)`` inputs (1-D or 2-D, ...).
+    """Convolution over the spatial axes of ``(N, *spatial, C)`` inputs (1-D, 2-D, ...).
 
     ``padding``: ``'VALID'`` or ``'SAME'`` (zero padding, XLA's convention).
-    Channels last only (``dimension_numbers`` must be ``None`` or channels-last).
+    ``dimension_numbers``: ``(input, filter, output)`` axis letters as in
+    ``jax.lax.conv_general_dilated``; ``filter_shape`` and ``strides`` follow the
+    filter's spatial letters (see :mod:`infattn.stax.layout`). The filter is stored
+    in the filter spec's layout, the output's spatial axes in the output spec's order.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> _, _, kernel_fn = Conv(4, (3, 2), dimension_numbers=("NHWC", "WHIO", "NHWC"))
+        >>> kernel_fn(jnp.ones((2, 5, 4, 3)), get="nngp").shape  # 5-2+1 high, 4-3+1 wide
+        (2, 2, 4, 4, 2, 2)
     """
     check_width(out_chan, "out_chan")
     check_std(W_std, "W_std")
@@ -160,26 +170,26 @@ def Conv(
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
-    if dimension_numbers is not None and not (
-        dimension_numbers[0].startswith("N") and dimension_numbers[0].endswith("C")
-    ):
-        raise NotImplementedError(
-            f"dimension_numbers: only channels-last layouts are supported, got {dimension_numbers}"
-        )
     n_sp = len(filter_shape)
-    filter_size = 1
-    for f in filter_shape:
-        filter_size *= f
-    lhs = "N" + "HWDXYZ"[:n_sp] + "C"
-    dn = (lhs, "HWDXYZ"[:n_sp] + "IO", lhs)
+    spec = layout.conv_spec(dimension_numbers, n_sp)
+    for name, s_ in (("input", spec.lhs), ("output", spec.out)):
+        if s_[0] != "N" or s_[-1] != "C":
+            raise NotImplementedError(
+                f"dimension_numbers: the {name} spec {s_!r} must be batch first, channels last"
+            )
+    filter_size = math.prod(filter_shape)
+    # per spatial axis, in the input's order (the canonical one of the rules below)
+    window = spec.to_input_order(filter_shape)
+    steps = spec.to_input_order(strides)
+    spatial_order = (0, *(1 + i for i in spec.spatial_to_out), n_sp + 1)
 
     def pads(spatial):
-        return lax.padtype_to_pads(spatial, filter_shape, strides, padding)
+        return lax.padtype_to_pads(spatial, window, steps, padding)
 
     def out_spatial(spatial):
         return tuple(
             (n + lo + hi - f) // t + 1
-            for n, (lo, hi), f, t in zip(spatial, pads(spatial), filter_shape, strides, strict=True)
+            for n, (lo, hi), f, t in zip(spatial, pads(spatial), window, steps, strict=True)
         )
 
     def check_rank(shape):
@@ -193,20 +203,23 @@ def Conv(
         check_rank(input_shape)
         n_in = input_shape[-1]
         width = out_chan * (s[1] if parameterization == "standard" else 1)
+        sizes = {"I": n_in, "O": width, **dict(zip(spec.filter_spatial, filter_shape, strict=True))}
         k1, k2 = jax.random.split(rng)
-        W = jax.random.normal(k1, (*filter_shape, n_in, width))
+        W = jax.random.normal(k1, tuple(sizes[c] for c in spec.rhs))
         b = None if b_std is None else jax.random.normal(k2, (1,) * (n_sp + 1) + (width,))
         if parameterization == "standard":
             W = W * W_std / (n_in * filter_size / s[0]) ** 0.5
             b = None if b is None else b * b_std
         out_shape = (input_shape[0], *out_spatial(input_shape[1:-1]), width)
-        return out_shape, (W, b)
+        return layout.permute_shape(out_shape, spatial_order), (W, b)
 
     def apply(params, x, mask, **kwargs):
         W, b = params
         check_rank(x.shape)
-        _check_channels(x, W.shape[-2], "Conv")
-        y = taps.conv(x, W, filter_shape, strides, pads(x.shape[1:-1]), dn)
+        _check_channels(x, W.shape[spec.rhs.index("I")], "Conv")
+        spatial = x.shape[1:-1]
+        rhs_pads = spec.to_filter_order(pads(spatial))
+        y = taps.conv(x, W, strides, rhs_pads, spec.canonical)
         b = taps.per_example(b, x.shape[0])
         if parameterization == "ntk":
             y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)
@@ -216,12 +229,13 @@ def Conv(
             y = y / s[0] ** 0.5
             if b is not None:
                 y = y + b
-        return y, None if mask is None else conv_mask(mask, x.shape[1:-1])
+        mask = None if mask is None else conv_mask(mask, spatial)
+        return layout.transpose(y, spatial_order), layout.transpose(mask, spatial_order[:-1])
 
     def conv_mask(mask, spatial):
         index = []
         for (lo, _), f, t, n_out in zip(
-            pads(spatial), filter_shape, strides, out_spatial(spatial), strict=True
+            pads(spatial), window, steps, out_spatial(spatial), strict=True
         ):
             start = (f - 1) // 2 - lo
             index.append(slice(start, start + (n_out - 1) * t + 1, t))
@@ -230,7 +244,7 @@ def Conv(
     def diagonal_average(m, batch_ndim):
         spatial = m.shape[batch_ndim::2]
         for d, ((lo, hi), f, t, n_out) in enumerate(
-            zip(pads(spatial), filter_shape, strides, out_spatial(spatial), strict=True)
+            zip(pads(spatial), window, steps, out_spatial(spatial), strict=True)
         ):
             ax = batch_ndim + 2 * d
             width = [(0, 0)] * m.ndim
@@ -242,7 +256,13 @@ def Conv(
                 sl[ax] = sl[ax + 1] = slice(tap, tap + (n_out - 1) * t + 1, t)
                 total = total + mp[tuple(sl)]
             m = total / f
-        return m
+        return layout.transpose(m, pair_order(batch_ndim))
+
+    def pair_order(batch_ndim):
+        return (
+            *range(batch_ndim),
+            *(batch_ndim + 2 * i + j for i in spec.spatial_to_out for j in (0, 1)),
+        )
 
     def kernel(k):
         check_rank(k.shape1)
@@ -251,12 +271,18 @@ def Conv(
             k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], diagonal_average
         )
         width = out_chan * (s[1] if parameterization == "standard" else 1)
-        new_spatial = out_spatial(spatial)
+        new_spatial = layout.permute_shape(out_spatial(spatial), spec.spatial_to_out)
+
+        def new_mask(m):
+            return (
+                None if m is None else layout.transpose(conv_mask(m, spatial), spatial_order[:-1])
+            )
+
         k = k.replace(
             shape1=(k.shape1[0], *new_spatial, width),
             shape2=(k.shape2[0], *new_spatial, width),
-            mask1=None if k.mask1 is None else conv_mask(k.mask1, spatial),
-            mask2=None if k.mask2 is None else conv_mask(k.mask2, spatial),
+            mask1=new_mask(k.mask1),
+            mask2=new_mask(k.mask2),
         )
         return k.remask()
 

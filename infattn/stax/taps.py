@@ -95,34 +95,41 @@ def tokenwise(x: Array, w: Array | Tap, axes: int | Sequence[int] = 0) -> Array:
 def conv(
     x: Array,
     w: Array | Tap,
-    filter_shape: Sequence[int],
     strides: Sequence[int],
     padding: Sequence[tuple[int, int]],
     dimension_numbers: tuple[str, str, str],
 ) -> Array:
-    """``lax.conv_general_dilated`` with filter ``w`` ``(*filter_shape, C_in, C_out)``.
+    """``lax.conv_general_dilated``; ``strides``, ``padding`` in the filter's spatial order.
 
-    Tapped, the same convolution as a :func:`tokenwise` contraction of patches
-    ``(N, *out_spatial, C_in * |F|)`` (input channel major, as XLA orders them).
+    ``w`` is laid out as ``dimension_numbers[1]`` says (``I``, ``O`` and spatial
+    letters). Tapped, the same convolution is a :func:`tokenwise` contraction of
+    patches ``(N, *out_spatial, C_in * |F|)`` (input channel major, then the
+    filter's spatial axes in its order, as XLA orders them).
     """
+    rhs = dimension_numbers[1]
     if not isinstance(w, Tap):
         return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dimension_numbers)
+    spatial = [i for i, c in enumerate(rhs) if c not in "IO"]
     patches = lax.conv_general_dilated_patches(
-        x, filter_shape, strides, padding, dimension_numbers=dimension_numbers
+        x, [w.shape[i] for i in spatial], strides, padding, dimension_numbers=dimension_numbers
     )
-    n_sp = len(filter_shape)
-    return tokenwise(patches, w, (n_sp, *range(n_sp)))
+    return tokenwise(patches, w, (rhs.index("I"), *spatial))
 
 
-def per_example(p: Array | Tap | None, n: int) -> Array | None:
+def per_example(p: Array | Tap | None, n: int, shape: Sequence[int] | None = None) -> Array | None:
     """A parameter with a leading axis of size 1, as ``n`` per-example copies when tapped.
 
-    Plain arrays are returned unchanged (they broadcast); a :class:`Tap` becomes
-    ``(n, *p.shape[1:])`` so that each example's copy gets its own cotangent.
+    ``shape``: reshape the parameter to it first (its leading axis of size 1, e.g. a bias
+    stored in another layout). Plain arrays are returned reshaped (they broadcast); a
+    :class:`Tap` becomes ``(n, *shape[1:])`` so that each example's copy gets its own
+    cotangent.
     """
+    if p is None:
+        return None
+    shape = p.shape if shape is None else tuple(shape)
     if isinstance(p, Tap):
-        return _tapped_broadcast(p.value, p.acc, n, p.split)
-    return p
+        return _tapped_broadcast(p.value.reshape(shape), p.acc, n, p.split)
+    return p.reshape(shape)
 
 
 def _halves(a: Array, split: int | None) -> tuple[Array, Array]:

@@ -20,6 +20,7 @@ trailing positions (row-major over the spatial axes) of some examples with
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -140,6 +141,11 @@ class Arch:
     channels: int
     mask_constant: float = 0.0
     masked_net: Layer | None = None
+    variants: tuple[str, ...] = ()
+    """Which of ``VARIANTS`` to expand into (all when empty)."""
+
+
+VARIANTS = ("x11", "x11_masked", "x12", "x12_masked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,10 +201,12 @@ class Case:
 
 
 def expand(arch: Arch) -> Iterator[Case]:
-    """The four cases of an architecture: ``x2`` None/given x masked/unmasked."""
+    """The cases of an architecture: ``x2`` None/given x masked/unmasked (``arch.variants``)."""
     for with_x2 in (False, True):
         for masked in (False, True):
             suffix = ("x12" if with_x2 else "x11") + ("_masked" if masked else "")
+            if arch.variants and suffix not in arch.variants:
+                continue
             yield Case(
                 name=f"{arch.name}__{suffix}",
                 net=(arch.masked_net or arch.net) if masked else arch.net,
@@ -415,6 +423,109 @@ def conv_archs() -> list[Arch]:
     ]
 
 
+FILTER_SPECS_2D = tuple("".join(p) for p in itertools.permutations("HWIO"))
+FILTER_SPECS_1D = tuple("".join(p) for p in itertools.permutations("HIO"))
+
+
+def _conv_dn(rhs: str, lhs: str = "NHWC", out: str | None = None, **kwargs: Any) -> Layer:
+    """A 2x3 (H x W) filter with strides 1 x 2, listed in the filter spec's order."""
+    window, steps = {"H": 2, "W": 3, "D": 2}, {"H": 1, "W": 2, "D": 1}
+    spatial = [c for c in rhs if c not in "IO"]
+    return L(
+        "Conv",
+        3,
+        tuple(window[c] for c in spatial),
+        strides=tuple(steps[c] for c in spatial),
+        dimension_numbers=(lhs, rhs, out or lhs),
+        **kwargs,
+    )
+
+
+def conv_filter_spec_archs() -> list[Arch]:
+    """Every 2-D and 1-D filter spec (``filter_shape``, ``strides`` in its letter order).
+
+    Each spec is one case, rotating through the four variants. neural-tangents
+    mis-orders the mask's window when the filter lists W before H (its masks assume
+    the input's order), so masked variants use specs with H first; the two specs of
+    the original report (``WHIO``, ``IOWH``) get all four variants with a square
+    filter in the masked ones.
+    """
+    archs = []
+    h_first = [r for r in FILTER_SPECS_2D if r.index("H") < r.index("W")]
+    w_first = [r for r in FILTER_SPECS_2D if r.index("W") < r.index("H")]
+    for i, rhs in enumerate(h_first):
+        net = serial(_conv_dn(rhs, padding="SAME", b_std=0.2), L("Relu"), L("Dense", 2))
+        variant = VARIANTS[1 + 2 * (i % 2)]
+        archs.append(Arch(f"conv_dn_{rhs}", net, **_img(), mask_constant=-2.5, variants=(variant,)))
+    for i, rhs in enumerate(w_first):
+        net = serial(_conv_dn(rhs, padding="VALID" if i % 3 else "SAME"), L("Erf"), L("Flatten"))
+        archs.append(Arch(f"conv_dn_{rhs}", net, **_img(), variants=(VARIANTS[2 * (i % 2)],)))
+    for rhs in ("WHIO", "IOWH"):
+        square = L("Conv", 3, (2, 2), padding="SAME", dimension_numbers=("NHWC", rhs, "NHWC"))
+        archs.append(
+            Arch(
+                f"conv_dn_{rhs}_full",
+                serial(_conv_dn(rhs, padding="SAME"), L("Relu"), _conv_dn(rhs)),
+                **_img(),
+                mask_constant=-2.5,
+                masked_net=serial(square, L("Relu"), square),
+            )
+        )
+    for i, rhs in enumerate(FILTER_SPECS_1D):
+        net = L(
+            "Conv", 3, (3,), strides=(2,), padding="SAME", dimension_numbers=("NHC", rhs, "NHC")
+        )
+        archs.append(
+            Arch(
+                f"conv1d_dn_{rhs}",
+                net,
+                **_seq(7, 2),
+                mask_constant=-2.5,
+                variants=(VARIANTS[i % 4],),
+            )
+        )
+    return archs
+
+
+def conv_spatial_order_archs() -> list[Arch]:
+    """Input and output specs that order the spatial axes differently (and 3-D)."""
+    return [
+        Arch(
+            "conv_dn_in_WH",
+            serial(_conv_dn("HWIO", "NWHC", "NWHC", padding="SAME"), L("Relu"), L("GlobalAvgPool")),
+            spatial=(4, 3),
+            channels=3,
+            mask_constant=-2.5,
+            masked_net=serial(
+                L("Conv", 3, (2, 2), padding="SAME", dimension_numbers=("NWHC", "HWIO", "NWHC")),
+                L("Relu"),
+                L("GlobalAvgPool"),
+            ),
+        ),
+        Arch(
+            "conv_dn_out_WH",
+            serial(
+                _conv_dn("HWIO", "NHWC", "NWHC", padding="SAME", b_std=0.1),
+                L("Relu"),
+                _conv_dn("WHIO", "NWHC", "NHWC"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "conv3d_dn",
+            serial(
+                _conv_dn("HDWIO", "NDHWC", "NHWDC", padding="SAME"),
+                L("Relu"),
+                _conv_dn("DHWIO", "NHWDC", "NHWDC"),
+            ),
+            spatial=(2, 3, 4),
+            channels=2,
+            variants=("x11", "x12"),
+        ),
+    ]
+
+
 def pooling_archs() -> list[Arch]:
     """GlobalAvgPool and Flatten on sequences and images."""
     return [
@@ -599,6 +710,8 @@ def architectures() -> list[Arch]:
         *layernorm_archs(),
         *combinator_archs(),
         *conv_archs(),
+        *conv_filter_spec_archs(),
+        *conv_spatial_order_archs(),
         *pooling_archs(),
         *attention_seq_archs(),
         *attention_img_archs(),

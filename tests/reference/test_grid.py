@@ -10,7 +10,7 @@ from tests.reference import grid
 
 
 def test_size_is_bounded() -> None:
-    assert 150 <= len(grid.CASES) <= 400
+    assert 150 <= len(grid.CASES) <= 700
 
 
 def test_inputs_are_deterministic_float64() -> None:
@@ -78,4 +78,13 @@ def test_every_attention_option_is_covered() -> None:
         "parallel",
         "Identity",
     ):
+        assert needle in specs, needle
+
+
+def test_every_filter_spec_is_covered() -> None:
+    specs = " ".join(case.spec for case in grid.CASES.values())
+    for rhs in (*grid.FILTER_SPECS_2D, *grid.FILTER_SPECS_1D):
+        needle = f"'{rhs}'"
+        assert needle in specs, needle
+    for needle in ("'NWHC', 'HWIO', 'NWHC'", "'NHWC', 'HWIO', 'NWHC'", "'NDHWC', 'HDWIO'"):
         assert needle in specs, needle
