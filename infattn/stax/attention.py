@@ -30,37 +30,17 @@ import jax
 import jax.numpy as jnp
 
 from infattn import logits
-from infattn.kernel import Kernel
+from infattn.kernel import N_REPLICATES, Kernel
 from infattn.stax import positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
+from infattn.stax.replicates import strip
 from infattn.validation import check_choice, check_layout, check_std, check_width
 
 Array = jax.Array
 
-MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
-
-
-def attention_weights(logits: Array, key_mask: Array | None, mechanism: str) -> Array:
-    """``zeta(logits)`` over the last (key) axis; masked keys get zero weight.
-
-    ``logits``: ``(..., P_query, P_key)``; ``key_mask``: broadcastable to
-    ``(..., 1, P_key)``. A row whose keys are all masked is all zeros.
-    """
-    if mechanism == "SOFTMAX":
-        if key_mask is None:
-            return jax.nn.softmax(logits, axis=-1)
-        top = jnp.max(jnp.where(key_mask, -jnp.inf, logits), axis=-1, keepdims=True)
-        top = jnp.where(jnp.isfinite(top), top, 0.0)
-        e = jnp.where(key_mask, 0.0, jnp.exp(logits - top))
-        return e / jnp.maximum(jnp.sum(e, axis=-1, keepdims=True), jnp.finfo(e.dtype).tiny)
-    if key_mask is not None:
-        logits = jnp.where(key_mask, 0.0, logits)
-    if mechanism == "IDENTITY":
-        return logits
-    if mechanism == "ABS":
-        return jnp.abs(logits)
-    return jax.nn.relu(logits)
+MECHANISMS = logits.MECHANISMS
+attention_weights = logits.attention_weights
 
 
 def to_positions(m: Array | None, batch_ndim: int) -> Array | None:
@@ -251,6 +231,48 @@ def GlobalSelfAttention(
 
     # ---------------------------------------------------------------- kernel
     def kernel(k: Kernel) -> Kernel:
+        return _kernel(k, mc_samples, mc_seed, 0)[0]
+
+    def monte_carlo_kernel(k: Kernel) -> Kernel:
+        """The MC rule with replicates (``docs/standard-errors.md``).
+
+        Input without replicates: the ``R`` sub-stream estimates of the same draws.
+        With replicates: replicate ``r`` from input replicate ``r`` with its own
+        independent draws (``mc_samples // R`` of them, seed ``(mc_seed, r)``).
+        """
+        rep = k.replicates
+        main, reps = _kernel(strip(k), mc_samples, mc_seed, 0 if rep is not None else N_REPLICATES)
+        if rep is not None:
+            n_rep = rep.nngp.shape[0]
+            reps = [
+                _kernel(
+                    strip(k).replace(
+                        nngp=rep.nngp[r],
+                        ntk=None if rep.ntk is None else rep.ntk[r],
+                        cov1=rep.cov1[r],
+                        cov2=None if rep.cov2 is None else rep.cov2[r],
+                    ),
+                    max(2, mc_samples // n_rep),
+                    int(
+                        jax.random.randint(
+                            jax.random.fold_in(jax.random.PRNGKey(mc_seed), r), (), 0, 2**31 - 1
+                        )
+                    ),
+                    0,
+                )[0]
+                for r in range(n_rep)
+            ]
+
+        def stacked(name):
+            return (
+                None if getattr(main, name) is None else jnp.stack([getattr(q, name) for q in reps])
+            )
+
+        replicates = main.replace(**{n: stacked(n) for n in ("nngp", "ntk", "cov1", "cov2")})
+        return main.replace(replicates=replicates)
+
+    def _kernel(k: Kernel, n_samples: int, seed: int, n_replicates: int):
+        """``(kernel, [R replicate kernels])`` (the list empty unless ``n_replicates``)."""
         check_input(k.shape1)
         spatial = k.spatial_shape
         w_in, w_pe = positional.mixing_weights(emb, k.shape1[-1], n_chan_pos_emb, W_pos_emb_std)
@@ -291,7 +313,11 @@ def GlobalSelfAttention(
         elif mechanism == "IDENTITY":
             out = _identity_kernel(s, v)
         else:
-            out = _monte_carlo_kernel(s, v, m1, m2)
+            out = _monte_carlo_kernel(s, v, m1, m2, n_samples, seed, n_replicates)
+        reps = out.pop("replicates", [])
+        return _finish(k, out, spatial), [_finish(k, o, spatial) for o in reps]
+
+    def _finish(k, out, spatial):
         new = k.replace(
             nngp=from_positions(out["nngp"], 2, spatial),
             ntk=from_positions(out["ntk"], 2, spatial),
@@ -343,7 +369,7 @@ def GlobalSelfAttention(
             out["ntk"] = affine(inner, std, b_std)
         return out
 
-    def _monte_carlo_kernel(s, v, m1, m2):
+    def _monte_carlo_kernel(s, v, m1, m2, n_samples, seed, n_replicates):
         est = logits.standard_attention_mc(
             (s["nngp"], s["cov1"], s["cov2"]),
             (v["nngp"], v["cov1"], v["cov2"]),
@@ -353,18 +379,32 @@ def GlobalSelfAttention(
             None if s["cov2"] is None else m2,
             mechanism=mechanism,
             qk_std=qk_std,
-            n_samples=mc_samples,
-            seed=mc_seed,
+            n_samples=n_samples,
+            seed=seed,
+            n_replicates=n_replicates,
         )
-        return {
-            "nngp": affine(est.nngp, ov_std, b_std),
-            "ntk": None if est.ntk is None else affine(est.ntk, ov_std, b_std),
-            "cov1": affine(est.cov1, ov_std, b_std),
-            "cov2": None if est.cov2 is None else affine(est.cov2, ov_std, b_std),
-        }
+        out = _scaled(est)
+        if est.replicates is not None:
+            out["replicates"] = [
+                _scaled(est.replicates, r) for r in range(est.replicates.nngp.shape[0])
+            ]
+        return out
+
+    def _scaled(est, r=None):
+        """``ov_std**2 * est + b_std**2`` of the estimate (replicate ``r`` if given)."""
+
+        def get(name):
+            a = getattr(est, name)
+            return None if a is None else affine(a if r is None else a[r], ov_std, b_std)
+
+        return {name: get(name) for name in ("nngp", "ntk", "cov1", "cov2")}
 
     monte_carlo = not linear_scaling and mechanism != "IDENTITY"
-    return make_layer(init, apply, kernel, "GlobalSelfAttention", pairwise=not monte_carlo)
+    if monte_carlo:
+        return make_layer(
+            init, apply, monte_carlo_kernel, "GlobalSelfAttention", False, handles_replicates=True
+        )
+    return make_layer(init, apply, kernel, "GlobalSelfAttention")
 
 
 def _self_sandwich(G: Array, M: Array) -> Array:
