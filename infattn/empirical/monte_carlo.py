@@ -12,7 +12,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from infattn.empirical import chunks, running
-from infattn.empirical.draws import Config, Network, NtkImplementation, Strategy, choose_strategy
+from infattn.empirical.draws import (
+    Config,
+    Network,
+    NtkImplementation,
+    Strategy,
+    choose_strategy,
+    split_kwargs,
+)
 from infattn.empirical.estimate import KINDS, Interrupted, result
 from infattn.empirical.layout import Axes
 from infattn.empirical.tiles import Tile, tiles
@@ -69,15 +76,18 @@ def _canonical_n_samples(n_samples: Any) -> tuple[tuple[int, ...], bool]:
 
 
 def _inputs(x1: Any, x2: Any, mask_constant: Any) -> tuple[Array, Array | None]:
+    """``x1``, ``x2`` checked; ``mask_constant`` may be a pair ``(for x1, for x2)``."""
+    constants = split_kwargs({"mask_constant": mask_constant}, x2 is not None)
     xs = []
-    for x, name in ((x1, "x1"), (x2, "x2")):
+    for x, name, kw in ((x1, "x1", constants[0]), (x2, "x2", constants[1])):
         if x is None:
             xs.append(None)
             continue
         x = as_array(x, name, 2, "an array of shape (N >= 1, ..., C)")
         if x.shape[0] == 0:
             raise ValueError(f"{name}: expected an array of shape (N >= 1, ..., C), got {x.shape}")
-        check_finite(x, name, None if mask_constant is None else float(mask_constant))
+        constant = kw["mask_constant"]
+        check_finite(x, name, None if constant is None else float(constant))
         xs.append(x)
     x1, x2 = xs
     if x2 is not None and (x2.ndim != x1.ndim or x2.shape[-1] != x1.shape[-1]):
