@@ -171,24 +171,29 @@ def _split_masked(inputs: Any, mask_constant: float | None) -> tuple[Any, Any]:
     return _mask_inputs(x, mask_constant)
 
 
-def _entry_mask(x: Array, mask_constant: float) -> Array:
-    if np.isnan(mask_constant):
-        return jnp.isnan(x)
-    return x == mask_constant
+def _entry_mask(x: Array, mask_constant: Any) -> Array:
+    """Entries equal to ``mask_constant`` (NaN matches NaN); ``mask_constant`` may be traced."""
+    mc = jnp.asarray(mask_constant, x.dtype)
+    return (x == mc) | (jnp.isnan(mc) & jnp.isnan(x))
 
 
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+def _is_concrete(*xs: Any) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
-def check_finite_inputs(x: Array, mask_constant: float | None, name: str) -> None:
-    """Reject NaN/inf entries that are not the mask constant (concrete arrays only)."""
-    if not _is_concrete(x) or x.size == 0:
+def check_finite_inputs(x: Array, mask_constant: Any, name: str) -> None:
+    """Reject NaN/inf entries that are not the mask constant.
+
+    Runs on concrete values only: under ``jit`` (traced inputs or a traced
+    ``mask_constant``) it is skipped.
+    """
+    if not _is_concrete(x, mask_constant) or x.size == 0:
         return
     xn = np.asarray(x)
     bad = ~np.isfinite(xn)
     if mask_constant is not None:
-        bad &= ~(np.isnan(xn) if np.isnan(mask_constant) else xn == mask_constant)
+        mc = float(mask_constant)
+        bad &= ~(np.isnan(xn) if np.isnan(mc) else xn == mc)
     if bad.any():
         raise ValueError(
             f"{name}: {int(bad.sum())} entries are NaN or infinite; finite values were expected "
