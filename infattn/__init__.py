@@ -1,9 +1,30 @@
-"""infattn: infinite-width and infinite-head limits of attention networks."""
+"""infattn: infinite-width and infinite-head limits of attention networks.
 
-from infattn import stax
+``infattn.stax`` (layers and their kernels), :class:`Kernel` and
+:func:`monte_carlo_kernel_fn` are imported with the package; ``infattn.limits``,
+``infattn.diagnostics`` and ``infattn.logits`` are loaded on first use (they pull in
+SciPy), so ``import infattn`` stays light.
+"""
+
+import importlib
+from typing import Any
+
+from infattn import predict, stax
 from infattn.empirical import monte_carlo_kernel_fn
 from infattn.kernel import Kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["Kernel", "__version__", "monte_carlo_kernel_fn", "stax"]
+_LAZY = ("diagnostics", "limits", "logits")
+
+__all__ = ["Kernel", "__version__", "monte_carlo_kernel_fn", "predict", "stax", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"infattn.{name}")
+    raise AttributeError(f"module 'infattn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -3,7 +3,8 @@
 Each subcommand module defines ``NAME`` (the subcommand), ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. ``infattn demo`` (also
 ``python -m infattn``) prints an attention network's analytic kernels next to a
-finite network's Monte Carlo estimate.
+finite network's Monte Carlo estimate; ``infattn lab`` starts JupyterLab on the
+notebooks (``--app``: the explorer as a Voila web app).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 # Subcommand modules, imported lazily so `infattn --help` stays fast and optional
 # dependencies load only for the command that needs them.
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

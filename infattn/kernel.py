@@ -11,6 +11,14 @@ Layout (the same as neural-tangents, so arrays compare entry by entry):
   ``None`` (then ``nngp`` is the ``x1``-``x1`` kernel and ``cov2`` is ``cov1``).
 * ``mask1``: ``(N1, *spatial)`` booleans, ``True`` at padding positions, or
   ``None``; ``mask2`` likewise (``None`` also when ``x2`` is ``None``).
+* ``nngp_se``, ``ntk_se``: standard errors of ``nngp`` and ``ntk``, same shapes,
+  when a Monte Carlo layer made the kernel an estimate; ``None`` for closed forms.
+* ``replicates``: inside a model, a ``Kernel`` whose ``nngp``, ``ntk``, ``cov1``,
+  ``cov2`` carry a leading axis ``R``: replicate ``r`` is the same model computed
+  from sub-stream ``r`` of every Monte Carlo layer's samples (masks, shapes and
+  flags are the parent's). ``None`` for closed forms. The public ``kernel_fn``
+  turns them into ``nngp_se``/``ntk_se`` and drops them (see
+  ``docs/standard-errors.md``).
 
 Batch is axis 0 and channels are the last axis of the inputs; ``shape1`` and
 ``shape2`` are the current (finite-network) shapes of one batch with the channel
@@ -26,6 +34,10 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+
+N_REPLICATES = 10
+"""Default number ``R`` of independent sub-streams a Monte Carlo layer splits its
+samples into; the standard error has ``R - 1`` degrees of freedom."""
 
 
 @jax.tree_util.register_dataclass
@@ -46,6 +58,9 @@ class Kernel:
     shape2: tuple[int, ...] = dataclasses.field(default=(), metadata={"static": True})
     is_gaussian: bool = dataclasses.field(default=False, metadata={"static": True})
     x1_is_x2: bool = dataclasses.field(default=False, metadata={"static": True})
+    nngp_se: Array | None = None
+    ntk_se: Array | None = None
+    replicates: Kernel | None = None
 
     # Fixed conventions, kept for code written against neural-tangents.
     batch_axis: int = dataclasses.field(default=0, metadata={"static": True})
@@ -86,6 +101,11 @@ def pair_mask(m1: Array, m2: Array, diagonal_batch: bool = False) -> Array:
     ``m1``: ``(N1, *spatial)``, ``m2``: ``(N2, *spatial)`` booleans. Returns
     ``(N1, N2, *S)`` (or ``(N1, *S)`` with ``diagonal_batch``, where ``m2 is m1``)
     in the interleaved layout, ``True`` where either position is masked.
+
+    Example:
+        >>> m = jnp.array([[False, True]])  # (N, L): the second position is padding
+        >>> pair_mask(m, m)[0, 0].tolist()
+        [[False, True], [True, True]]
     """
     a, b = outer_per_position(m1, m2, diagonal_batch)
     return a | b
@@ -98,6 +118,11 @@ def outer_per_position(v1: Array, v2: Array, diagonal_batch: bool = False) -> tu
     broadcastable to ``(N1, N2, s1, s1, s2, s2, ...)`` (``(N1, s1, s1, ...)``
     with ``diagonal_batch``) with ``A[i, j, a1, b1, ...] = v1[i, a1, ...]`` and
     ``B[i, j, a1, b1, ...] = v2[j, b1, ...]``.
+
+    Example:
+        >>> a, b = outer_per_position(jnp.ones((2, 3)), jnp.ones((4, 3)))
+        >>> (a * b).shape  # (N1, N2, L, L)
+        (2, 4, 3, 3)
     """
     # insert a singleton after each spatial axis of v1, before each of v2
     a = v1.reshape(v1.shape[:1] + sum(((s, 1) for s in v1.shape[1:]), ()))

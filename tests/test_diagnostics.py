@@ -309,7 +309,7 @@ def test_kurtosis_vs_heads_rejects_non_positive_kurtosis():
 
 
 def test_holm_adjustment_by_hand():
-    adjusted = dg._holm(np.array([0.01, 0.04, 0.03, 0.5]))
+    adjusted = dg.holm(np.array([0.01, 0.04, 0.03, 0.5]))
     np.testing.assert_allclose(adjusted, [0.04, 0.09, 0.09, 0.5])
 
 

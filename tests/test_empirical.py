@@ -9,6 +9,7 @@ import pytest
 
 from infattn import stax
 from infattn.empirical import (
+    Interrupted,
     MonteCarloEstimate,
     MonteCarloKernel,
     empirical_kernel_draws,
@@ -318,3 +319,41 @@ def test_draws_sharded_over_two_devices_give_the_same_estimate() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_ctrl_c_keeps_the_finished_draws(small_model: tuple, monkeypatch) -> None:
+    """Ctrl-C between chunks raises Interrupted with the estimate of the draws so far."""
+    import infattn.empirical.running as running
+
+    init_fn, apply_fn, _ = small_model
+    x = _x((2, 2, 4))
+    real_update, calls = running.update, []
+
+    def update_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C arrives while the third chunk is merged
+            raise KeyboardInterrupt
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(running, "update", update_then_interrupt)
+    fn = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 8, chunk_size=2, progress=False)
+    with pytest.raises(Interrupted) as info:
+        fn(x, None, "nngp")
+    assert isinstance(info.value, KeyboardInterrupt)
+    monkeypatch.setattr(running, "update", real_update)
+    partial = info.value.estimate
+    assert partial.n_samples == 4
+    full4 = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 4)(x, None, "nngp", return_se=True)
+    np.testing.assert_allclose(partial.nngp, full4.nngp, rtol=1e-12)
+    np.testing.assert_allclose(partial.nngp_se, full4.nngp_se, rtol=1e-9)
+
+
+def test_integer_key_list_and_complex_inputs_are_refused(small_model: tuple) -> None:
+    init_fn, apply_fn, _ = small_model
+    with pytest.raises(TypeError, match="key: expected a JAX PRNG key"):
+        monte_carlo_kernel_fn(init_fn, apply_fn, 0, 2)
+    fn = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2)
+    with pytest.raises(TypeError, match="x1: expected an array"):
+        fn([[[1.0] * 4] * 2] * 2)
+    with pytest.raises(ValueError, match="x1: expected real numbers"):
+        fn(np.ones((2, 2, 4), np.complex64))

@@ -184,10 +184,10 @@ def test_joint_logits_law():
     x = rng.standard_normal((n, l, 2))  # rank 2 < N L = 6
     x[1, 2] = 0.0  # a zero-variance position
     s = jnp.asarray(_kernel(x))
-    a, n_active = lg._joint_factor(s, 2)
+    a, n_active = lg.sampling.joint_factor(s, 2)
     assert int(n_active) == 1  # rank 2: one block of width 2, the others skipped
     draws = 40000
-    g = np.asarray(lg._joint_logits(a, n_active, jax.random.key(0), draws, 2))
+    g = np.asarray(lg.sampling.joint_logits(a, n_active, jax.random.key(0), draws, 2))
     assert np.all(g[:, 1, 2, :] == 0) and np.all(g[:, 1, :, 2] == 0)
     flat = g.reshape(draws, -1)
     emp = flat.T @ flat / draws
@@ -202,8 +202,8 @@ def test_pairwise_conditional_law():
     """Pairwise scheme: (G(x1_i), G(x2_j)) has the exact joint law for each pair."""
     s, *_ = problem(n=3, l=3, seed=4)
     s1, s2, sx = bdiag(s)[:2], bdiag(s)[2:], s[:2, 2:]
-    f1, lam1 = lg._sym_factor(s1)
-    b = lg._pair_factors(sx, f1, lam1, s2)
+    f1, lam1 = lg.sampling.sym_factor(s1)
+    b = lg.sampling.pair_factors(sx, f1, lam1, s2)
     draws = 40000
     z = jax.random.normal(jax.random.key(1), (draws, 6, 6), s.dtype)
     g1 = np.asarray(jnp.einsum("iak,skm,ibm->siab", f1, z[:, :3, :3], f1))

@@ -9,10 +9,15 @@ REF_ENV=${INFATTN_REF_ENV:-.cache/ntref}
 export INFATTN_REF_DIR=${INFATTN_REF_DIR:-.cache/reference}
 echo "== regenerating reference kernels with neural-tangents 0.6.5"
 "$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR"
+"$REF_ENV/bin/python" tools/reference/dump_predict.py "$INFATTN_REF_DIR"
 echo "== ruff"
 .venv/bin/ruff check infattn tests tools benchmarks
 .venv/bin/ruff format --check infattn tests tools benchmarks
 echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
+echo "== doctests: every public function's Example"
+.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules infattn
+echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
+INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"

@@ -34,33 +34,12 @@ from infattn.kernel import Kernel
 from infattn.stax import positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
-from infattn.stax.validation import check_choice, check_std, check_width
+from infattn.validation import check_choice, check_layout, check_std, check_width
 
 Array = jax.Array
 
-MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
-
-
-def attention_weights(logits: Array, key_mask: Array | None, mechanism: str) -> Array:
-    """``zeta(logits)`` over the last (key) axis; masked keys get zero weight.
-
-    ``logits``: ``(..., P_query, P_key)``; ``key_mask``: broadcastable to
-    ``(..., 1, P_key)``. A row whose keys are all masked is all zeros.
-    """
-    if mechanism == "SOFTMAX":
-        if key_mask is None:
-            return jax.nn.softmax(logits, axis=-1)
-        top = jnp.max(jnp.where(key_mask, -jnp.inf, logits), axis=-1, keepdims=True)
-        top = jnp.where(jnp.isfinite(top), top, 0.0)
-        e = jnp.where(key_mask, 0.0, jnp.exp(logits - top))
-        return e / jnp.maximum(jnp.sum(e, axis=-1, keepdims=True), jnp.finfo(e.dtype).tiny)
-    if key_mask is not None:
-        logits = jnp.where(key_mask, 0.0, logits)
-    if mechanism == "IDENTITY":
-        return logits
-    if mechanism == "ABS":
-        return jnp.abs(logits)
-    return jax.nn.relu(logits)
+MECHANISMS = logits.MECHANISMS
+attention_weights = logits.attention_weights
 
 
 def to_positions(m: Array | None, batch_ndim: int) -> Array | None:
@@ -156,8 +135,7 @@ def GlobalSelfAttention(
         check_width(n_chan_pos_emb, "n_chan_pos_emb")
     if pos_emb_decay_fn is not None and not callable(pos_emb_decay_fn):
         raise ValueError(f"pos_emb_decay_fn: expected a callable or None, got {pos_emb_decay_fn!r}")
-    if batch_axis != 0 or channel_axis != -1:
-        raise NotImplementedError("GlobalSelfAttention: only batch_axis=0, channel_axis=-1")
+    check_layout("GlobalSelfAttention", batch_axis=batch_axis, channel_axis=channel_axis)
     if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 2:
         raise ValueError(f"mc_samples: expected an integer >= 2, got {mc_samples!r}")
     if isinstance(mc_seed, bool) or not isinstance(mc_seed, int):

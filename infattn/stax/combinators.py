@@ -4,7 +4,11 @@
 per branch and ``FanInSum`` adds the branches; ``x + f(x)`` is
 ``serial(FanOut(2), parallel(Identity(), f), FanInSum())``. Kernels of summed
 branches add, which is exact when the branches are jointly Gaussian and
-independent given the input (each branch has its own weights).
+independent given the input (each branch has its own weights). Replicates of
+Monte Carlo estimates add the same way; a branch without them (closed form)
+broadcasts. ``serial``, ``parallel``, ``FanOut`` and ``Identity`` only route:
+their children handle replicates, so they are built with
+``handles_replicates=True``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ Layer = tuple[Callable, Callable, Callable]
 
 
 def serial(*layers: Layer) -> Layer:
-    """Layers applied one after the other (``jax.example_libraries.stax.serial``)."""
+    """Layers applied one after the other (``jax.example_libraries.stax.serial``).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(8), stax.Relu(), stax.Dense(1))
+        >>> kernel_fn(np.ones((2, 3)), get="nngp").shape
+        (2, 2)
+    """
     parts = [parts_of(layer) for layer in layers]
 
     def init(rng, input_shape):
@@ -44,11 +56,22 @@ def serial(*layers: Layer) -> Layer:
             k = p.kernel(k)
         return k
 
-    return make_layer(init, apply, kernel, "serial", all(p.pairwise for p in parts))
+    return make_layer(
+        init, apply, kernel, "serial", all(p.pairwise for p in parts), handles_replicates=True
+    )
 
 
 def parallel(*layers: Layer) -> Layer:
-    """One layer per branch: a list of inputs maps to a list of outputs."""
+    """One layer per branch: a list of inputs maps to a list of outputs.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> branches = stax.parallel(stax.Identity(), stax.Dense(3))
+        >>> _, _, kernel_fn = stax.serial(stax.FanOut(2), branches)
+        >>> [k.shape for k in kernel_fn(np.ones((2, 3)), get="nngp")]
+        [(2, 2), (2, 2)]
+    """
     parts = [parts_of(layer) for layer in layers]
 
     def init(rng, input_shapes):
@@ -70,11 +93,20 @@ def parallel(*layers: Layer) -> Layer:
         _check_branches(ks, len(parts), "kernel")
         return [p.kernel(k) for p, k in zip(parts, ks, strict=True)]
 
-    return make_layer(init, apply, kernel, "parallel", all(p.pairwise for p in parts))
+    return make_layer(
+        init, apply, kernel, "parallel", all(p.pairwise for p in parts), handles_replicates=True
+    )
 
 
 def FanOut(num: int) -> Layer:
-    """Copy the input into ``num`` branches."""
+    """Copy the input into ``num`` branches.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> len(stax.FanOut(3)[2](np.ones((2, 3))))
+        3
+    """
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num: expected a positive integer, got {num!r}")
 
@@ -87,11 +119,20 @@ def FanOut(num: int) -> Layer:
     def kernel(k):
         return [k] * num
 
-    return make_layer(init, apply, kernel, "FanOut")
+    return make_layer(init, apply, kernel, "FanOut", handles_replicates=True)
 
 
 def FanInSum() -> Layer:
-    """Sum the branches; their kernels add (each branch must be Gaussian)."""
+    """Sum the branches; their kernels add (each branch must be Gaussian).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> branches = stax.parallel(stax.Identity(), stax.Dense(3))
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(3), stax.FanOut(2), branches, stax.FanInSum())
+        >>> float(kernel_fn(np.ones((1, 3)), get="nngp")[0, 0])  # x + f(x): 1 + 1
+        2.0
+    """
 
     def init(rng, input_shapes):
         shapes = {tuple(s) for s in input_shapes}
@@ -134,7 +175,14 @@ def _sum_kernels(ks: Sequence[Kernel]) -> Kernel:
 
 
 def Identity() -> Layer:
-    """The identity layer."""
+    """The identity layer.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> float(stax.Identity()[2](np.ones((1, 4)), get="nngp")[0, 0])
+        1.0
+    """
 
     def init(rng, input_shape):
         return input_shape, ()
@@ -145,7 +193,7 @@ def Identity() -> Layer:
     def kernel(k):
         return k
 
-    return make_layer(init, apply, kernel, "Identity")
+    return make_layer(init, apply, kernel, "Identity", handles_replicates=True)
 
 
 def _check_branches(items, n: int, name: str) -> None:

@@ -1,4 +1,4 @@
-"""Per-position variances of a kernel and their outer products.
+"""Per-position variances of a kernel.
 
 Elementwise nonlinearities and LayerNorm need ``q11 = Sigma_aa(x, x)`` and
 ``q22 = Sigma_bb(x', x')`` next to every entry ``q12 = Sigma_ab(x, x')``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from infattn.kernel import Kernel, outer_per_position
+from infattn.kernel import Kernel
 
 Array = jax.Array
 
@@ -26,11 +26,3 @@ def variances(k: Kernel) -> tuple[Array, Array]:
     """Per-position variances ``(N1, *spatial)`` of x1 and ``(N2, *spatial)`` of x2."""
     v1 = spatial_diagonal(k.cov1)
     return v1, v1 if k.cov2 is None else spatial_diagonal(k.cov2)
-
-
-def outer_products(v1: Array, v2: Array, op=jnp.multiply) -> tuple[Array, Array, Array]:
-    """``(prod11, prod12, prod22)`` in the layouts of ``cov1``, ``nngp``, ``cov2``."""
-    p11 = op(*outer_per_position(v1, v1, diagonal_batch=True))
-    p12 = op(*outer_per_position(v1, v2))
-    p22 = op(*outer_per_position(v2, v2, diagonal_batch=True))
-    return p11, p12, p22

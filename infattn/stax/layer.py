@@ -24,10 +24,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from infattn.kernel import Kernel
 from infattn.stax import tiling
+from infattn.stax.replicates import with_replicates, with_standard_errors
+from infattn.validation import as_array, canonical_get, check_finite, check_key
 
 Array = jax.Array
 InitFn = Callable[..., tuple[Any, Any]]
@@ -53,18 +54,44 @@ class Parts:
     init: Callable[[Array, Any], tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
     kernel: Callable[[Kernel], Kernel]
+    """The kernel rule, replicates included (see :mod:`infattn.stax.replicates`)."""
     pairwise: bool = True
     """The kernel entry of a pair of inputs depends on that pair alone (see tiling)."""
 
 
 def make_layer(
-    init: Callable, apply: Callable, kernel: Callable, name: str, pairwise: bool = True
+    init: Callable,
+    apply: Callable,
+    kernel: Callable,
+    name: str,
+    pairwise: bool = True,
+    handles_replicates: bool = False,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
-    """Wrap a layer's internal functions into the public triple."""
-    parts = Parts(init, apply, kernel, pairwise)
+    """Wrap a layer's internal functions into the public triple.
+
+    ``kernel`` maps a Kernel (or a list, for branches) to a Kernel. Unless
+    ``handles_replicates``, it never sees replicates: the wrapper applies it to
+    the kernel and, mapped, to the kernel's replicates. Layers that make
+    replicates (Monte Carlo layers) and combinators (whose children handle them)
+    pass ``handles_replicates=True``. ``pairwise=False`` for a layer whose
+    kernel entry of a pair depends on other inputs (it is never tiled).
+
+    Example:
+        >>> def init(rng, shape):
+        ...     return shape, ()
+        >>> def apply(params, x, mask, **kwargs):
+        ...     return 2 * x, mask
+        >>> def kernel(k):
+        ...     return k.replace(nngp=4 * k.nngp, cov1=4 * k.cov1)
+        >>> _, apply_fn, kernel_fn = make_layer(init, apply, kernel, "Double")
+        >>> float(kernel_fn(jnp.ones((1, 3)), get="nngp")[0, 0])
+        4.0
+    """
+    rule = kernel if handles_replicates else with_replicates(kernel)
+    parts = Parts(init, apply, rule, pairwise)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
-        return init(rng, input_shape)
+        return init(check_key(rng, "rng"), input_shape)
 
     def apply_fn(params: Any, inputs: Any, *, mask_constant: float | None = None, **kwargs):
         x, mask = _split_masked(inputs, mask_constant)
@@ -82,20 +109,21 @@ def make_layer(
         *,
         mask_constant: float | None = None,
     ):
-        compute_ntk = get is None or "ntk" in _as_tuple(get)
+        names = None if get is None else canonical_get(get, KERNEL_FIELDS)
+        compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
-            return _select(kernel(x1), get)
+            return _select(with_standard_errors(rule(x1), keep_replicates=True), names)
 
         def to_kernel(a, b):
             return inputs_to_kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
 
         if x2 is None and pairwise:
             x = _as_input(x1, "x1")
-            check_finite_inputs(x, mask_constant, "x1")
+            check_finite(x, "x1", mask_constant)
             t = tiling.tile_size(x.shape[0], math.prod(x.shape[1:-1]))
             if t is not None:
-                return _select(tiling.symmetric_kernel(kernel, to_kernel, x, t), get)
-        return _select(kernel(to_kernel(x1, x2)), get)
+                return _select(tiling.symmetric_kernel(rule, to_kernel, x, t), names)
+        return _select(with_standard_errors(rule(to_kernel(x1, x2))), names)
 
     for f in (init_fn, apply_fn, kernel_fn):
         f.__name__ = f"{name}.{f.__name__}"
@@ -105,7 +133,13 @@ def make_layer(
 
 
 def parts_of(layer: Sequence[Callable]) -> Parts:
-    """The internal functions of a layer triple built by this library."""
+    """The internal functions of a layer triple built by this library.
+
+    Example:
+        >>> from infattn import stax
+        >>> parts_of(stax.Relu()).pairwise
+        True
+    """
     if len(layer) != 3:
         raise TypeError(f"expected a (init_fn, apply_fn, kernel_fn) triple, got {len(layer)} items")
     parts = getattr(layer[2], "layer", None)
@@ -117,11 +151,7 @@ def parts_of(layer: Sequence[Callable]) -> Parts:
     return parts
 
 
-def _as_tuple(get: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (get,) if isinstance(get, str) else tuple(get)
-
-
-_KERNEL_FIELDS = (
+KERNEL_FIELDS = (
     "nngp",
     "ntk",
     "cov1",
@@ -132,28 +162,28 @@ _KERNEL_FIELDS = (
     "shape2",
     "is_gaussian",
     "x1_is_x2",
+    "nngp_se",
+    "ntk_se",
 )
+"""The names ``get`` accepts."""
 
 
 @functools.lru_cache(maxsize=64)
-def _namedtuple(fields: tuple[str, ...]) -> type:
-    return collections.namedtuple("Kernel", fields)
+def _returned_tuple(fields: tuple[str, ...]) -> type:
+    """The type a tuple ``get`` returns: neural-tangents' ``AnalyticKernel`` namedtuple."""
+    return collections.namedtuple("AnalyticKernel", fields)
 
 
-def _select(k: Any, get: str | tuple[str, ...] | None) -> Any:
-    if get is None:
+def _select(k: Any, names: tuple[bool, tuple[str, ...]] | None) -> Any:
+    """The fields ``names`` (from :func:`canonical_get`) of ``k`` or of each Kernel of a list."""
+    if names is None:
         return k
     if isinstance(k, list):
-        return [_select(ki, get) for ki in k]
-    names = _as_tuple(get)
-    for name in names:
-        if name not in _KERNEL_FIELDS:
-            raise ValueError(
-                f"get: unknown kernel field {name!r}; expected one of {_KERNEL_FIELDS}"
-            )
-    if isinstance(get, str):
-        return getattr(k, get)
-    return _namedtuple(names)(*(getattr(k, n) for n in names))
+        return [_select(ki, names) for ki in k]
+    single, fields = names
+    if single:
+        return getattr(k, fields[0])
+    return _returned_tuple(fields)(*(getattr(k, n) for n in fields))
 
 
 def _all_none(x: Any) -> bool:
@@ -161,13 +191,14 @@ def _all_none(x: Any) -> bool:
 
 
 def _split_masked(inputs: Any, mask_constant: float | None) -> tuple[Any, Any]:
+    """Inputs (an array, a ``MaskedArray`` or a list of them, one per branch) and masks."""
     if isinstance(inputs, list | tuple) and not isinstance(inputs, MaskedArray):
         pairs = [_split_masked(i, mask_constant) for i in inputs]
         return [p[0] for p in pairs], [p[1] for p in pairs]
     if isinstance(inputs, MaskedArray):
         return inputs.masked_value, inputs.mask
-    x = jnp.asarray(inputs)
-    check_finite_inputs(x, mask_constant, "inputs")
+    x = as_array(inputs, "inputs", 0, "an array or a list of arrays (one per branch)")
+    check_finite(x, "inputs", mask_constant)
     return _mask_inputs(x, mask_constant)
 
 
@@ -175,30 +206,6 @@ def _entry_mask(x: Array, mask_constant: Any) -> Array:
     """Entries equal to ``mask_constant`` (NaN matches NaN); ``mask_constant`` may be traced."""
     mc = jnp.asarray(mask_constant, x.dtype)
     return (x == mc) | (jnp.isnan(mc) & jnp.isnan(x))
-
-
-def _is_concrete(*xs: Any) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
-def check_finite_inputs(x: Array, mask_constant: Any, name: str) -> None:
-    """Reject NaN/inf entries that are not the mask constant.
-
-    Runs on concrete values only: under ``jit`` (traced inputs or a traced
-    ``mask_constant``) it is skipped.
-    """
-    if not _is_concrete(x, mask_constant) or x.size == 0:
-        return
-    xn = np.asarray(x)
-    bad = ~np.isfinite(xn)
-    if mask_constant is not None:
-        mc = float(mask_constant)
-        bad &= ~(np.isnan(xn) if np.isnan(mc) else xn == mc)
-    if bad.any():
-        raise ValueError(
-            f"{name}: {int(bad.sum())} entries are NaN or infinite; finite values were expected "
-            "(pass mask_constant=... if they mark padding)"
-        )
 
 
 def inputs_to_kernel(
@@ -209,6 +216,11 @@ def inputs_to_kernel(
     ``x1``: ``(N1, *spatial, C)``, ``x2``: ``(N2, *spatial, C)`` or ``None``.
     Entries equal to ``mask_constant`` are padding: they are zeroed, and a
     position is masked when all its channels are padding.
+
+    Example:
+        >>> k = inputs_to_kernel(jnp.ones((2, 3, 4)), mask_constant=None)
+        >>> k.nngp.shape, k.cov1.shape, k.cov2 is None
+        ((2, 2, 3, 3), (2, 3, 3), True)
     """
     x1 = _as_input(x1, "x1")
     if x2 is not None:
@@ -220,7 +232,7 @@ def inputs_to_kernel(
             )
     for x, name in ((x1, "x1"), (x2, "x2")):
         if x is not None:
-            check_finite_inputs(x, mask_constant, name)
+            check_finite(x, name, mask_constant)
     x1, mask1 = _mask_inputs(x1, mask_constant)
     x2, mask2 = _mask_inputs(x2, mask_constant) if x2 is not None else (None, None)
     cov1 = _self_cov(x1)
@@ -242,16 +254,7 @@ def inputs_to_kernel(
 
 
 def _as_input(x: Any, name: str) -> Array:
-    if not hasattr(x, "shape"):
-        raise TypeError(f"{name}: expected an array of shape (N, ..., C), got {type(x).__name__}")
-    x = jnp.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(
-            f"{name}: expected at least 2 axes (batch, ..., channels), got shape {x.shape}"
-        )
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
+    return as_array(x, name, 2, "an array of shape (N, ..., C)")
 
 
 def _mask_inputs(x: Array, mask_constant: float | None) -> tuple[Array, Array | None]:

@@ -24,7 +24,7 @@ from jax import lax
 from infattn.kernel import Kernel
 from infattn.stax import layout, taps
 from infattn.stax.layer import make_layer
-from infattn.stax.validation import check_choice, check_std, check_width
+from infattn.validation import check_choice, check_layout, check_std, check_width
 
 _PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -78,6 +78,12 @@ def Dense(
 
     Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)``; the kernel
     keeps its layout ``(N1, N2, *S)``.
+
+    Example:
+        >>> import numpy as np
+        >>> _, _, kernel_fn = Dense(8, W_std=2.0, b_std=0.5)
+        >>> float(kernel_fn(np.ones((1, 3)), get="nngp")[0, 0])  # 2^2 * 1 + 0.5^2
+        4.25
     """
     check_width(out_dim, "out_dim")
     check_std(W_std, "W_std")
@@ -85,7 +91,7 @@ def Dense(
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
-    _check_axes(batch_axis, channel_axis)
+    check_layout("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         n_in = input_shape[-1]
@@ -292,12 +298,4 @@ def _check_channels(x: jax.Array, expected: int, layer: str) -> None:
         raise ValueError(
             f"inputs: {layer} was initialised for {expected} input channels, got inputs of "
             f"shape {tuple(x.shape)} with {x.shape[-1]} channels"
-        )
-
-
-def _check_axes(batch_axis: int, channel_axis: int) -> None:
-    if batch_axis != 0 or channel_axis not in (-1,):
-        raise NotImplementedError(
-            f"batch_axis={batch_axis}, channel_axis={channel_axis}: infattn supports batch-first, "
-            "channels-last layouts only (batch_axis=0, channel_axis=-1)"
         )

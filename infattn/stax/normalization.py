@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from infattn.kernel import outer_per_position
 from infattn.stax.diagonal import variances
 from infattn.stax.layer import make_layer
-from infattn.stax.validation import check_std
+from infattn.validation import check_layout, check_std
 
 Array = jax.Array
 
@@ -39,10 +39,17 @@ def LayerNorm(
     batch_axis: int = 0,
     channel_axis: int = -1,
 ):
-    """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels."""
+    """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(4, W_std=3.0), LayerNorm())
+        >>> round(float(kernel_fn(np.ones((1, 2)), get="nngp")[0, 0]), 6)  # unit variance
+        1.0
+    """
     check_std(eps, "eps")
-    if batch_axis != 0 or channel_axis != -1:
-        raise NotImplementedError("LayerNorm: only batch_axis=0, channel_axis=-1 are supported")
+    check_layout("LayerNorm", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def spatial_axes(ndim):
         axes = {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}

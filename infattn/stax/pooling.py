@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from infattn.kernel import pair_mask
 from infattn.stax.layer import make_layer
 from infattn.stax.normalization import masked_mean
+from infattn.validation import check_layout
 
 
 def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
@@ -14,9 +15,13 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
 
     ``(N, *spatial, C)`` -> ``(N, C)``; kernel ``(N1, N2, *S)`` -> ``(N1, N2)``:
     the mean of ``Sigma_ab`` over unmasked position pairs.
+
+    Example:
+        >>> import numpy as np
+        >>> GlobalAvgPool()[2](np.ones((2, 5, 3)), get="nngp").shape
+        (2, 2)
     """
-    if batch_axis != 0 or channel_axis != -1:
-        raise NotImplementedError("GlobalAvgPool: only batch_axis=0, channel_axis=-1 are supported")
+    check_layout("GlobalAvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         return (input_shape[0], input_shape[-1]), ()
@@ -57,9 +62,13 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     The kernel is the average of ``Sigma_aa`` over positions (the trace of each
     spatial pair divided by its size). The output mask marks examples whose every
     position is padding.
+
+    Example:
+        >>> import numpy as np
+        >>> Flatten()[2](np.ones((2, 5, 3)), get="nngp").shape
+        (2, 2)
     """
-    if batch_axis != 0 or batch_axis_out != 0:
-        raise NotImplementedError("Flatten: only batch_axis=0, batch_axis_out=0 are supported")
+    check_layout("Flatten", batch_axis=batch_axis, batch_axis_out=batch_axis_out)
 
     def flat_size(shape):
         size = 1

@@ -10,7 +10,9 @@ cache), then mirrored. This halves the work for large batches and bounds the
 memory of intermediate kernels by one tile pair.
 
 Monte Carlo attention samples all inputs of a batch jointly (for a positive
-semi-definite estimate), so models containing it are never tiled.
+semi-definite estimate), so models containing it are never tiled; nor are their
+replicates (:mod:`infattn.stax.replicates`): a layer that makes replicates must be
+built with ``pairwise=False``, and a tiled model that produced them is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ def tile_size(n: int, positions: int) -> int | None:
 
 
 def mirror(block: Array) -> Array:
-    """``(t1, t2, s1, s1', ...)`` -> ``(t2, t1, s1', s1, ...)``: the transposed pair block."""
+    """``(t1, t2, s1, s1', ...)`` -> ``(t2, t1, s1', s1, ...)``: the transposed pair block.
+
+    Example:
+        >>> mirror(jnp.zeros((2, 3, 4, 5))).shape
+        (3, 2, 5, 4)
+    """
     order = [1, 0]
     for d in range(2, block.ndim, 2):
         order += [d + 1, d]
@@ -55,6 +62,13 @@ def symmetric_kernel(
 
     ``x``: ``(N, *spatial, C)``; ``to_kernel(x1, x2)`` builds the input kernel of a
     tile pair. Returns the kernel with ``cov2 = None`` as ``kernel_fn(x, None)`` does.
+
+    Example:
+        >>> from infattn.stax.layer import inputs_to_kernel
+        >>> x = jnp.arange(24.0).reshape(6, 2, 2)
+        >>> tiled = symmetric_kernel(lambda k: k, inputs_to_kernel, x, 2)
+        >>> bool(jnp.allclose(tiled.nngp, inputs_to_kernel(x).nngp))
+        True
     """
     n = x.shape[0]
     n_tiles = -(-n // t)
@@ -67,6 +81,11 @@ def symmetric_kernel(
         return rule(to_kernel(tiles[i], tiles[j]))
 
     out = jax.lax.map(body, (jnp.asarray(rows), jnp.asarray(cols)))
+    if out.replicates is not None:
+        raise ValueError(
+            "pairwise: a layer that makes replicates (Monte Carlo) must be built with "
+            "pairwise=False; tiles would sample each pair of inputs separately"
+        )
     diagonal = np.flatnonzero(rows == cols)
 
     def assemble(blocks):

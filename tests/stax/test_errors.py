@@ -146,3 +146,15 @@ def test_unknown_kernel_fn_keyword():
     _, _, kernel_fn = stax.Dense(3)
     with pytest.raises(TypeError, match="diagonal_spatial"):
         kernel_fn(X, None, "nngp", diagonal_spatial=True)
+
+
+def test_complex_list_and_integer_key_inputs_are_refused_alike():
+    init_fn, apply_fn, kernel_fn = stax.serial(stax.Dense(3), stax.Relu())
+    _, params = init_fn(jax.random.PRNGKey(0), X.shape)
+    for call in (lambda z: kernel_fn(z), lambda z: apply_fn(params, z)):
+        with pytest.raises(ValueError, match="expected real numbers, got dtype complex"):
+            call(X + 1j)
+        with pytest.raises(TypeError, match="expected an array"):
+            call(X.tolist())
+    with pytest.raises(TypeError, match="rng: expected a JAX PRNG key"):
+        init_fn(0, X.shape)

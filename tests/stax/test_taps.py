@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from infattn import stax
-from infattn.empirical import _Config, _Engine, monte_carlo_kernel_fn
+from infattn.empirical import Strategy, monte_carlo_kernel_fn, ntk_strategy
 from infattn.stax import taps
 
 KEY = jax.random.PRNGKey(3)
@@ -133,8 +133,7 @@ def test_tapped_ntk_equals_jacobian_ntk(name: str, with_x2: bool) -> None:
     init_fn, apply_fn, _ = MODELS[name]
     x1 = _x((3, 6, 4))
     x2 = _x((2, 6, 4), 1) if with_x2 else None
-    engine = _Engine(init_fn, apply_fn, _Config((-1,), (), None, 3))
-    assert engine._tappable(x1, x2, {}, ("nngp", "ntk"))
+    assert ntk_strategy(init_fn, apply_fn, x1, x2, implementation=3) is Strategy.TAPS
     est = {
         impl: monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 3, implementation=impl)(
             x1, x2, None, return_se=True
@@ -183,8 +182,18 @@ def test_taps_apply_only_where_exact() -> None:
     x1, get = _x((3, 6, 4)), ("nngp", "ntk")
 
     def tappable(x2=None, kw=None, trace=(-1,), impl=0, apply=apply_fn, diag=()):
-        engine = _Engine(init_fn, apply, _Config(trace, diag, None, impl))
-        return engine._tappable(x1, x2, kw or {}, get)
+        strategy = ntk_strategy(
+            init_fn,
+            apply,
+            x1,
+            x2,
+            get,
+            trace_axes=trace,
+            diagonal_axes=diag,
+            implementation=impl,
+            **(kw or {}),
+        )
+        return strategy is Strategy.TAPS
 
     assert tappable() and tappable(impl=3) and tappable(diag=(0,))
     assert not tappable(impl=1) and not tappable(impl=2)
@@ -193,8 +202,8 @@ def test_taps_apply_only_where_exact() -> None:
     assert not tappable(x2=_x((2, 6, 4)), kw={"mask_constant": (0.0, 1.0)})
     assert not tappable(apply=lambda p, x, **k: apply_fn(p, x, **k))  # not an infattn model
     seq_init, seq_apply, _ = stax.serial(stax.Dense(4), _attention())
-    engine = _Engine(seq_init, seq_apply, _Config((-1,), (), None, 0))
-    assert not engine._tappable(x1, None, {}, get)  # (N, L, C) outputs keep L
+    # (N, L, C) outputs keep L
+    assert ntk_strategy(seq_init, seq_apply, x1, None, get) is not Strategy.TAPS
 
 
 def test_structured_falls_back_to_jacobians_for_sequence_outputs() -> None:

@@ -20,11 +20,13 @@ run() {
 }
 
 is_ready() {
-  # True when the env imports the pinned versions of neural_tangents and jax.
+  # True when the env imports the pinned versions of neural_tangents and jax, and NT's predict
+  # (which needs scipy<1.13).
   [[ -x "$ENV_DIR/bin/python" ]] || return 1
   TF_CPP_MIN_LOG_LEVEL=3 JAX_PLATFORMS=cpu "$ENV_DIR/bin/python" - <<'PY' >/dev/null 2>&1
 import jax
 import neural_tangents
+from neural_tangents import predict
 assert neural_tangents.__version__ == "0.6.5", neural_tangents.__version__
 assert jax.__version__ == "0.4.23", jax.__version__
 PY

@@ -1,0 +1,146 @@
+"""Explorer latency: from a control change to the analytic panel redrawn, and to the first
+empirical (Monte Carlo) update, for every control of the Kernel panel at default settings.
+
+Runs the real panel headless (ipywidgets without a browser): each control is moved
+once from its default to a value not seen before (a new model structure or input
+shape, so compilation is included), then back. Printed per control:
+
+* ``analytic``: seconds until the analytic view is drawn (artists updated) plus the
+  Agg rasterisation of the figure (what the browser then fetches);
+* ``first MC``: seconds until the first Monte Carlo chunk is drawn;
+* ``cpu``: CPU seconds this process spent until then (all its threads): on a
+  machine other jobs also load, wall time exceeds it; on an idle one wall time is
+  about this or less (compilation is single-threaded);
+* ``again``: the analytic latency when the control returns to its default (cached).
+
+Usage: ``python benchmarks/explorer_latency.py [--controls heads,width] [--timeout 300]``.
+Targets (issue 10): analytic <= 1 s, first empirical update <= 2 s on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+CHANGES = {
+    "heads": 8,
+    "width": 128,
+    "depth": 2,
+    "scaling": "1/d untied",
+    "mechanism": "RELU",
+    "layernorm": False,
+    "residual": False,
+    "nonlinearity": "gelu",
+    "pos_emb": "CONCAT",
+    "decay": "exponential",
+    "decay_length": 4.0,
+    "pos_std": 0.5,
+    "val_pos_emb": True,
+    "inputs": "digits rows",
+    "seq_len": 12,
+    "n_inputs": 6,
+    "draws": 128,
+    "dtype": "float64",
+}
+"""Control -> a value the panel has not computed before (the scaling 1/sqrt(d) is
+measured separately as ``scaling=1/sqrt(d)``)."""
+
+
+def _wait(job, count: int, timeout: float) -> float | None:
+    """Seconds from submission until ``job`` had drawn ``count`` views (``None``: not)."""
+    deadline = time.perf_counter() + timeout
+    while len(job.view_times) < count:
+        if time.perf_counter() > deadline or job.finished.is_set():
+            return job.view_times[count - 1] if len(job.view_times) >= count else None
+        time.sleep(0.005)
+    return job.view_times[count - 1]
+
+
+def _raster(panel) -> float:
+    t0 = time.perf_counter()
+    panel.figure.canvas.draw()
+    return time.perf_counter() - t0
+
+
+def _settle(panel, timeout: float) -> None:
+    """Stop the running job and wait until it has ended."""
+    panel.runner.stop()
+    panel.runner.current.wait(timeout)
+
+
+def measure(panel, name: str, value, timeout: float) -> dict:
+    """Move ``name`` to ``value`` and back; latencies in seconds (``None``: timed out)."""
+    widget = panel.controls.widgets[name]
+    default = widget.value
+    cpu0 = time.process_time()
+    widget.value = value
+    job = panel.runner.current
+    analytic = _wait(job, 1, timeout)
+    raster = _raster(panel) if analytic is not None else 0.0
+    cpu_analytic = time.process_time() - cpu0
+    first_mc = _wait(job, 2, timeout)
+    cpu = time.process_time() - cpu0
+    error = panel.error.value[:120] if job.status == "failed" else ""
+    _settle(panel, timeout)
+    widget.value = default
+    back = panel.runner.current
+    again = _wait(back, 1, timeout)
+    again = None if again is None else again + _raster(panel)
+    _wait(back, 2, timeout)
+    _settle(panel, timeout)
+    analytic = None if analytic is None else analytic + raster
+    return {
+        "analytic": analytic,
+        "cpu_analytic": cpu_analytic,
+        "first_mc": first_mc,
+        "cpu": cpu,
+        "again": again,
+        "error": error,
+    }
+
+
+def _fmt(x) -> str:
+    return "  timeout" if x is None else f"{x:9.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--controls", default=",".join([*CHANGES, "scaling=1/sqrt(d)"]))
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+
+    import jax
+
+    from infattn.explore import KernelPanel
+
+    print(
+        f"device: {jax.devices()[0]}; load average {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}"
+    )
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    panel = KernelPanel()
+    first = _wait(panel.runner.current, 1, args.timeout)
+    print(f"panel built, first analytic view: {first:.2f} s (process start, includes JAX warm-up)")
+    panel.runner.current.wait(args.timeout)
+    print(
+        f"default fully computed: {time.perf_counter() - t0:.1f} s wall, "
+        f"{time.process_time() - cpu0:.1f} s cpu\n"
+    )
+    print(f"{'':<24}{'--- analytic ---':>18}{'--- first MC ---':>18}")
+    print(f"{'control':<24}{'wall':>9}{'cpu':>9}{'wall':>9}{'cpu':>9}{'again':>9}")
+    for item in args.controls.split(","):
+        name, _, raw = item.partition("=")
+        value = raw or CHANGES[name]
+        r = measure(panel, name, value, args.timeout)
+        label = f"{name}={value}"
+        print(
+            f"{label:<24}{_fmt(r['analytic'])}{_fmt(r['cpu_analytic'])}"
+            f"{_fmt(r['first_mc'])}{_fmt(r['cpu'])}"
+            f"{_fmt(r['again'])}  {r['error']}",
+            flush=True,
+        )
+    panel.runner.stop()
+
+
+if __name__ == "__main__":
+    main()
