@@ -24,7 +24,7 @@ from jax import lax
 from infattn.kernel import Kernel
 from infattn.stax import layout, taps
 from infattn.stax.layer import make_layer
-from infattn.validation import check_choice, check_layout, check_std, check_width
+from infattn.validation import check_axes, check_choice, check_std, check_width
 
 _PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -74,10 +74,11 @@ def Dense(
     parameterization: str = "ntk",
     s: tuple[int, int] = (1, 1),
 ):
-    """Fully connected layer acting on the last (channel) axis.
+    """Fully connected layer acting on the channel axis.
 
-    Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)``; the kernel
-    keeps its layout ``(N1, N2, *S)``.
+    Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)`` (or the same
+    axes at ``batch_axis``, ``channel_axis``); the kernel keeps its layout
+    ``(N1, N2, *S)``.
 
     Example:
         >>> import numpy as np
@@ -91,7 +92,7 @@ def Dense(
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
-    check_layout("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
+    check_axes("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         n_in = input_shape[-1]
@@ -127,7 +128,9 @@ def Dense(
         k = linear_kernel(k, W_std, b_std, parameterization, k.shape1[-1] / s[0])
         return _with_width(k, out_dim * (s[1] if parameterization == "standard" else 1)).remask()
 
-    return make_layer(init, apply, kernel, "Dense")
+    return make_layer(
+        init, apply, kernel, "Dense", boundary=layout.Boundary((batch_axis, channel_axis))
+    )
 
 
 def Conv(
@@ -172,11 +175,6 @@ def Conv(
     )
     n_sp = len(filter_shape)
     spec = layout.conv_spec(dimension_numbers, n_sp)
-    for name, s_ in (("input", spec.lhs), ("output", spec.out)):
-        if s_[0] != "N" or s_[-1] != "C":
-            raise NotImplementedError(
-                f"dimension_numbers: the {name} spec {s_!r} must be batch first, channels last"
-            )
     filter_size = math.prod(filter_shape)
     # per spatial axis, in the input's order (the canonical one of the rules below)
     window = spec.to_input_order(filter_shape)
@@ -192,15 +190,7 @@ def Conv(
             for n, (lo, hi), f, t in zip(spatial, pads(spatial), window, steps, strict=True)
         )
 
-    def check_rank(shape):
-        if len(shape) != n_sp + 2:
-            raise ValueError(
-                f"inputs: Conv with a {n_sp}-D filter needs inputs of rank {n_sp + 2} "
-                f"(N, *spatial, C); got shape {tuple(shape)}"
-            )
-
     def init(rng, input_shape):
-        check_rank(input_shape)
         n_in = input_shape[-1]
         width = out_chan * (s[1] if parameterization == "standard" else 1)
         sizes = {"I": n_in, "O": width, **dict(zip(spec.filter_spatial, filter_shape, strict=True))}
@@ -215,7 +205,6 @@ def Conv(
 
     def apply(params, x, mask, **kwargs):
         W, b = params
-        check_rank(x.shape)
         _check_channels(x, W.shape[spec.rhs.index("I")], "Conv")
         spatial = x.shape[1:-1]
         rhs_pads = spec.to_filter_order(pads(spatial))
@@ -265,7 +254,6 @@ def Conv(
         )
 
     def kernel(k):
-        check_rank(k.shape1)
         spatial = k.spatial_shape
         k = linear_kernel(
             k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], diagonal_average
@@ -286,7 +274,17 @@ def Conv(
         )
         return k.remask()
 
-    return make_layer(init, apply, kernel, "Conv")
+    return make_layer(
+        init,
+        apply,
+        kernel,
+        "Conv",
+        boundary=layout.Boundary(
+            (spec.lhs.index("N"), spec.lhs.index("C")),
+            (spec.out.index("N"), spec.out.index("C")),
+            n_sp + 2,
+        ),
+    )
 
 
 def _with_width(k: Kernel, width: int) -> Kernel:

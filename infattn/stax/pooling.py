@@ -5,23 +5,25 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from infattn.kernel import pair_mask
+from infattn.stax import layout
 from infattn.stax.layer import make_layer
 from infattn.stax.normalization import masked_mean
-from infattn.validation import check_layout
+from infattn.validation import check_axes
 
 
 def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
     """Average over all spatial positions (unmasked ones only).
 
-    ``(N, *spatial, C)`` -> ``(N, C)``; kernel ``(N1, N2, *S)`` -> ``(N1, N2)``:
-    the mean of ``Sigma_ab`` over unmasked position pairs.
+    ``(N, *spatial, C)`` -> ``(N, C)`` (``(C, N)`` when ``channel_axis`` comes
+    first); kernel ``(N1, N2, *S)`` -> ``(N1, N2)``: the mean of ``Sigma_ab`` over
+    unmasked position pairs.
 
     Example:
         >>> import numpy as np
         >>> GlobalAvgPool()[2](np.ones((2, 5, 3)), get="nngp").shape
         (2, 2)
     """
-    check_layout("GlobalAvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
+    check_axes("GlobalAvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         return (input_shape[0], input_shape[-1]), ()
@@ -53,11 +55,19 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
             shape2=(k.shape2[0], k.shape2[-1]),
         )
 
-    return make_layer(init, apply, kernel, "GlobalAvgPool")
+    def out_axes(ndim):
+        b, c = layout.canonical_axes((batch_axis, channel_axis), ndim)
+        return (0, 1) if b < c else (1, 0)
+
+    boundary = layout.Boundary((batch_axis, channel_axis), out_axes)
+    return make_layer(init, apply, kernel, "GlobalAvgPool", boundary=boundary)
 
 
 def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     """Flatten all non-batch axes: ``(N, *spatial, C)`` -> ``(N, prod(spatial) * C)``.
+
+    Row-major over the input's axes in their order; the output's batch axis is
+    ``batch_axis_out`` (0 or 1).
 
     The kernel is the average of ``Sigma_aa`` over positions (the trace of each
     spatial pair divided by its size). The output mask marks examples whose every
@@ -68,7 +78,7 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
         >>> Flatten()[2](np.ones((2, 5, 3)), get="nngp").shape
         (2, 2)
     """
-    check_layout("Flatten", batch_axis=batch_axis, batch_axis_out=batch_axis_out)
+    check_axes("Flatten", batch_axis=batch_axis, batch_axis_out=batch_axis_out)
 
     def flat_size(shape):
         size = 1
@@ -102,7 +112,11 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
             is_gaussian=False,
         )
 
-    return make_layer(init, apply, kernel, "Flatten")
+    if batch_axis_out not in (0, 1, -1, -2):
+        raise ValueError(f"batch_axis_out: expected 0 or 1, got {batch_axis_out!r}")
+    out = batch_axis_out % 2
+    boundary = layout.Boundary((batch_axis, None), (out, 1 - out))
+    return make_layer(init, apply, kernel, "Flatten", boundary=boundary)
 
 
 def _all_masked(mask):
