@@ -702,6 +702,116 @@ def pooling_archs() -> list[Arch]:
     ]
 
 
+def _nchw_pools(circular: bool) -> list[Layer]:
+    axes = {"batch_axis": 0, "channel_axis": 1}
+    layers = [
+        L("Conv", 3, (2, 2), padding="SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+        L("Relu"),
+        L("AvgPool", (2, 2), None, "SAME", **axes),
+    ]
+    if circular:
+        layers.append(L("SumPool", (2, 1), (1, 1), "CIRCULAR", **axes))
+    return [*layers, L("GlobalSumPool", **axes)]
+
+
+def windowed_pooling_archs() -> list[Arch]:
+    """AvgPool and SumPool (VALID, SAME, CIRCULAR, strides, normalize_edges), GlobalSumPool,
+    circular convolutions and a small Myrtle-like network."""
+    conv = L("Conv", 4, (2, 2), padding="SAME", b_std=0.1)
+    return [
+        Arch(
+            "avgpool_valid",
+            serial(conv, L("Relu"), L("AvgPool", (2, 3)), L("Dense", 2)),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_same_edges",
+            serial(conv, L("Erf"), L("AvgPool", (2, 2), (2, 1), "SAME", normalize_edges=True)),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_same",
+            serial(L("Dense", 3), L("Relu"), L("AvgPool", (3,), (2,), "SAME"), L("Flatten")),
+            **_seq(6),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_circular",
+            serial(
+                conv, L("Relu"), L("AvgPool", (2, 3), None, "CIRCULAR"), L("Flatten"), L("Dense", 1)
+            ),
+            **_img(),
+            variants=("x11", "x12"),  # NT cannot mask circular pooling
+        ),
+        Arch(
+            "sumpool_valid_strided",
+            serial(
+                L("Dense", 3, b_std=0.2), L("Gelu"), L("SumPool", (2,), (2,)), L("GlobalSumPool")
+            ),
+            **_seq(7),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "sumpool_same_circular",
+            serial(
+                conv,
+                L("Relu"),
+                L("SumPool", (2, 2), (1, 2), "SAME"),
+                L("Conv", 3, (2, 2), padding="CIRCULAR"),
+                L("SumPool", (3, 2), None, "CIRCULAR"),
+            ),
+            **_img(),
+            variants=("x11", "x12"),  # NT cannot mask circular pooling
+        ),
+        Arch(
+            "conv_circular",
+            serial(
+                L("Conv", 4, (3, 2), strides=(1, 2), padding="CIRCULAR", b_std=0.2),
+                L("Relu"),
+                L("Conv", 3, (2, 3), padding="CIRCULAR", parameterization="standard"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "conv1d_circular_pool",
+            serial(
+                L("Conv", 3, (3,), strides=(2,), padding="CIRCULAR"), L("Abs"), L("GlobalSumPool")
+            ),
+            **_seq(7),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "pool_layout_nchw",
+            serial(*_nchw_pools(circular=True)),
+            **_img(),
+            mask_constant=-2.5,
+            masked_net=serial(*_nchw_pools(circular=False)),  # NT cannot mask circular pooling
+            layout="NCHW",
+        ),
+        Arch(
+            "myrtle_small",
+            serial(
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("AvgPool", (2, 2), (2, 2)),
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("AvgPool", (2, 2), (2, 2)),
+                L("Flatten"),
+                L("Dense", 1, W_std=1.4, b_std=0.1),
+            ),
+            spatial=(4, 4),
+            channels=3,
+            variants=("x11", "x12"),
+        ),
+    ]
+
+
 MECHANISMS: tuple[tuple[str, bool], ...] = (
     ("SOFTMAX", True),
     ("IDENTITY", True),
@@ -872,6 +982,7 @@ def architectures() -> list[Arch]:
         *layout_archs(),
         *layout_small_archs(),
         *pooling_archs(),
+        *windowed_pooling_archs(),
         *attention_seq_archs(),
         *attention_img_archs(),
         *transformer_archs(),
