@@ -69,24 +69,19 @@ def check_choice(value: Any, choices: Sequence[str], name: str) -> str:
     return value
 
 
-def check_layout(layer: str, **axes: int) -> None:
-    """Batch-first, channels-last layouts only: ``batch_axis=0``, ``channel_axis=-1``.
-
-    ``axes``: the layer's axis arguments (``batch_axis``, ``channel_axis``,
-    ``batch_axis_out``); every batch axis must be 0 and every channel axis -1.
+def check_axes(layer: str, **axes: Any) -> None:
+    """Axis arguments (``batch_axis``, ``channel_axis``, ...): integers, negative from the end.
 
     Example:
-        >>> check_layout("Dense", batch_axis=0, channel_axis=-1)
-        >>> check_layout("Dense", batch_axis=1, channel_axis=-1)  # doctest: +ELLIPSIS
+        >>> check_axes("Dense", batch_axis=0, channel_axis=3)
+        >>> check_axes("Dense", batch_axis=0.5)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        NotImplementedError: batch_axis: Dense supports batch_axis=0, ... got batch_axis=1
+        TypeError: batch_axis: Dense expects an integer axis, got 0.5
     """
     for name, value in axes.items():
-        expected = -1 if name.startswith("channel") else 0
-        if value != expected:
-            wanted = ", ".join(f"{n}={-1 if n.startswith('channel') else 0}" for n in axes)
-            raise NotImplementedError(f"{name}: {layer} supports {wanted} only, got {name}={value}")
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{name}: {layer} expects an integer axis, got {value!r}")
 
 
 def as_array(x: Any, name: str, min_ndim: int = 0, what: str = "an array") -> Array:
@@ -143,7 +138,10 @@ def as_float64(x: Any, name: str) -> np.ndarray:
 def check_finite(
     x: Any, name: str, mask_constant: float | None = None, *, padding: bool = True
 ) -> None:
-    """Refuse NaN/inf entries that are not the mask constant (concrete arrays only).
+    """Refuse NaN/inf entries that are not the mask constant.
+
+    Runs on concrete values only: under ``jit`` (a traced ``x`` or ``mask_constant``)
+    it is skipped.
 
     ``padding``: ``x`` is a batch of inputs, which may mark padding with
     ``mask_constant`` (the message says so).
@@ -155,12 +153,15 @@ def check_finite(
         ...
         ValueError: x1: 1 entries are NaN or infinite; finite values were expected ...
     """
-    if isinstance(x, jax.core.Tracer) or np.size(x) == 0:
+    if isinstance(x, jax.core.Tracer) or isinstance(mask_constant, jax.core.Tracer):
+        return
+    if np.size(x) == 0:
         return
     xn = np.asarray(x)
     bad = ~np.isfinite(xn)
     if mask_constant is not None:
-        bad &= ~(np.isnan(xn) if np.isnan(mask_constant) else xn == mask_constant)
+        mc = float(mask_constant)
+        bad &= ~(np.isnan(xn) if np.isnan(mc) else xn == mc)
     if bad.any():
         hint = " (pass mask_constant=... if they mark padding)" if padding else ""
         raise ValueError(

@@ -7,29 +7,59 @@ written with these layers runs unchanged. Each constructor returns
 
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, serial
-from infattn.stax.elementwise import ABRelu, Abs, Erf, Gelu, LeakyRelu, Relu
+from infattn.stax.elementwise import (
+    ABRelu,
+    Abs,
+    Erf,
+    Gelu,
+    LeakyRelu,
+    Relu,
+    Sigmoid_like,
+    Sign,
+)
+from infattn.stax.exponential import Cos, Exp, ExpNormalized, Gabor, Gaussian, Rbf, Sin
 from infattn.stax.layer import MaskedArray
 from infattn.stax.linear import Conv, Dense
 from infattn.stax.normalization import LayerNorm
-from infattn.stax.pooling import Flatten, GlobalAvgPool
+from infattn.stax.numerical import Elementwise, ElementwiseNumerical
+from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
+from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool, SumPool
 
 __all__ = [
     "ABRelu",
     "Abs",
+    "AvgPool",
     "Conv",
+    "Cos",
     "Dense",
+    "Elementwise",
+    "ElementwiseNumerical",
     "Erf",
+    "Exp",
+    "ExpNormalized",
     "FanInSum",
     "FanOut",
     "Flatten",
+    "Gabor",
+    "Gaussian",
     "Gelu",
     "GlobalAvgPool",
     "GlobalSelfAttention",
+    "GlobalSumPool",
+    "Hermite",
     "Identity",
     "LayerNorm",
     "LeakyRelu",
     "MaskedArray",
+    "Monomial",
+    "Polynomial",
+    "Rbf",
+    "RectifiedMonomial",
     "Relu",
+    "Sigmoid_like",
+    "Sign",
+    "Sin",
+    "SumPool",
     "parallel",
     "serial",
 ]

@@ -31,11 +31,11 @@ import jax.numpy as jnp
 
 from infattn import logits
 from infattn.kernel import N_REPLICATES, Kernel
-from infattn.stax import positional, taps
+from infattn.stax import layout, positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
 from infattn.stax.replicates import strip
-from infattn.validation import check_choice, check_layout, check_std, check_width
+from infattn.validation import check_axes, check_choice, check_std, check_width
 
 Array = jax.Array
 
@@ -136,7 +136,7 @@ def GlobalSelfAttention(
         check_width(n_chan_pos_emb, "n_chan_pos_emb")
     if pos_emb_decay_fn is not None and not callable(pos_emb_decay_fn):
         raise ValueError(f"pos_emb_decay_fn: expected a callable or None, got {pos_emb_decay_fn!r}")
-    check_layout("GlobalSelfAttention", batch_axis=batch_axis, channel_axis=channel_axis)
+    check_axes("GlobalSelfAttention", batch_axis=batch_axis, channel_axis=channel_axis)
     if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 2:
         raise ValueError(f"mc_samples: expected an integer >= 2, got {mc_samples!r}")
     if isinstance(mc_seed, bool) or not isinstance(mc_seed, int):
@@ -400,11 +400,18 @@ def GlobalSelfAttention(
         return {name: get(name) for name in ("nngp", "ntk", "cov1", "cov2")}
 
     monte_carlo = not linear_scaling and mechanism != "IDENTITY"
+    boundary = layout.Boundary((batch_axis, channel_axis))
     if monte_carlo:
         return make_layer(
-            init, apply, monte_carlo_kernel, "GlobalSelfAttention", False, handles_replicates=True
+            init,
+            apply,
+            monte_carlo_kernel,
+            "GlobalSelfAttention",
+            pairwise=False,
+            handles_replicates=True,
+            boundary=boundary,
         )
-    return make_layer(init, apply, kernel, "GlobalSelfAttention")
+    return make_layer(init, apply, kernel, "GlobalSelfAttention", boundary=boundary)
 
 
 def _self_sandwich(G: Array, M: Array) -> Array:

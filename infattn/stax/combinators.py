@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
-from infattn.stax.layer import make_layer, parts_of
+from infattn.stax.layer import Parts, make_layer, parts_of
+from infattn.stax.layout import Boundary
 
 Layer = tuple[Callable, Callable, Callable]
 
@@ -57,7 +58,13 @@ def serial(*layers: Layer) -> Layer:
         return k
 
     return make_layer(
-        init, apply, kernel, "serial", all(p.pairwise for p in parts), handles_replicates=True
+        init,
+        apply,
+        kernel,
+        "serial",
+        all(p.pairwise for p in parts),
+        handles_replicates=True,
+        input_boundary=_first_boundary(parts),
     )
 
 
@@ -83,9 +90,11 @@ def parallel(*layers: Layer) -> Layer:
     def apply(params, xs, masks, **kwargs):
         _check_branches(xs, len(parts), "inputs")
         masks = [None] * len(xs) if masks is None else masks
-        kwargs.pop("rng", None)
+        rng = kwargs.pop("rng", None)
+        keys = [None] * len(parts) if rng is None else list(jax.random.split(rng, len(parts)))
         out = [
-            p.apply(w, x, m, **kwargs) for p, w, x, m in zip(parts, params, xs, masks, strict=True)
+            p.apply(w, x, m, rng=key, **kwargs)
+            for p, w, x, m, key in zip(parts, params, xs, masks, keys, strict=True)
         ]
         return [o[0] for o in out], [o[1] for o in out]
 
@@ -94,7 +103,13 @@ def parallel(*layers: Layer) -> Layer:
         return [p.kernel(k) for p, k in zip(parts, ks, strict=True)]
 
     return make_layer(
-        init, apply, kernel, "parallel", all(p.pairwise for p in parts), handles_replicates=True
+        init,
+        apply,
+        kernel,
+        "parallel",
+        all(p.pairwise for p in parts),
+        handles_replicates=True,
+        input_boundary=_first_boundary(parts),
     )
 
 
@@ -194,6 +209,15 @@ def Identity() -> Layer:
         return k
 
     return make_layer(init, apply, kernel, "Identity", handles_replicates=True)
+
+
+def _first_boundary(parts: Sequence[Parts]) -> Boundary | None:
+    """The input layout a sequence of layers requires: that of the first that has one.
+
+    Layers without requirements (nonlinearities, routing) keep their input's layout,
+    so the first requirement is that of the whole sequence (neural-tangents' rule).
+    """
+    return next((p.boundary for p in parts if p.boundary is not None), None)
 
 
 def _check_branches(items, n: int, name: str) -> None:

@@ -27,14 +27,21 @@ def _safe_sqrt(x: Array) -> Array:
     return jnp.sqrt(jnp.maximum(x, 0.0))
 
 
+def _angle(q12: Array, q11: Array, q22: Array) -> tuple[Array, Array]:
+    """The angle between ``u`` and ``v`` and ``sqrt(q11 q22 - q12^2)``.
+
+    The angle is ``pi / 2`` when both vanish (masked or zero inputs).
+    """
+    root = _safe_sqrt(q11 * q22 - q12**2)
+    return jnp.where((root == 0) & (q12 == 0), math.pi / 2, jnp.arctan2(root, q12)), root
+
+
 def abrelu_rule(a: float, b: float) -> Rule:
     """``phi(x) = a min(x, 0) + b max(x, 0)`` (ReLU: a=0, b=1; |x|: a=-1, b=1)."""
     factor = (a - b) ** 2 / (2 * math.pi)
 
     def rule(q12, q11, q22):
-        root = _safe_sqrt(q11 * q22 - q12**2)
-        # angle between u and v; pi/2 when both vanish (masked or zero inputs)
-        angle = jnp.where((root == 0) & (q12 == 0), math.pi / 2, jnp.arctan2(root, q12))
+        angle, root = _angle(q12, q11, q22)
         dot = (a**2 + b**2) / 2 - factor * angle
         return factor * root + dot * q12, dot
 
@@ -45,6 +52,12 @@ def erf_rule(q12, q11, q22):
     """``phi = erf``: ``(2/pi) arcsin(2 q12 / sqrt((1 + 2 q11)(1 + 2 q22)))``."""
     root = _safe_sqrt((1 + 2 * q11) * (1 + 2 * q22) - 4 * q12**2)
     return (2 / math.pi) * jnp.arctan2(2 * q12, root), (4 / math.pi) / root
+
+
+def sign_rule(q12, q11, q22):
+    """``phi = sign``: ``1 - 2 angle / pi``; ``phi' = 0`` (almost everywhere)."""
+    angle, _ = _angle(q12, q11, q22)
+    return 1 - 2 * angle / math.pi, jnp.zeros_like(q12)
 
 
 def gelu_rule(q12, q11, q22):
@@ -85,14 +98,43 @@ def _scale(k: Kernel, var: float, shift: float = 0.0, ntk_scale: float | None = 
     )
 
 
-def _elementwise(name: str, fn: Callable[[Array], Array], kernel: Callable[[Kernel], Kernel]):
+def _elementwise(
+    name: str, fn: Callable[[Array], Array] | None, kernel: Callable[[Kernel], Kernel]
+):
+    """A layer applying ``fn`` entrywise (``None``: kernel only, ``apply_fn`` raises)."""
+
     def init(rng, input_shape):
         return input_shape, ()
 
     def apply(params, x, mask, **kwargs):
+        if fn is None:
+            raise NotImplementedError(f"{name} has no finite-width function (kernel only)")
         return fn(x), mask
 
     return make_layer(init, apply, kernel, name)
+
+
+def rule_layer(name: str, fn: Callable[[Array], Array] | None, rule: Rule, remask: bool = False):
+    """The layer of a nonlinearity ``fn`` with closed form ``rule``.
+
+    ``remask``: zero the kernel entries touching padding afterwards (for functions
+    with ``phi(0) != 0``, whose kernel is not zero there), as neural-tangents does.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> square = rule_layer("Square", jnp.square, lambda q12, q11, q22: (
+        ...     q11 * q22 + 2 * q12**2, 4 * q12))
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(1), square)
+        >>> float(kernel_fn(np.ones((1, 1)), get="nngp")[0, 0])  # E[z^4]
+        3.0
+    """
+
+    def kernel(k):
+        out = apply_rule(k, rule)
+        return out.remask() if remask else out
+
+    return _elementwise(name, fn, kernel)
 
 
 def ABRelu(a: float, b: float, do_stabilize: bool = False):
@@ -138,6 +180,32 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0):
         return _scale(out, a**2, c**2).remask()
 
     return _elementwise(f"Erf({a}, {b}, {c})", lambda x: a * erf(b * x) + c, kernel)
+
+
+def Sign():
+    """``sign(x)``: the kernel ``1 - 2 angle / pi``; the NTK vanishes (``sign' = 0``).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(3), Sign())
+        >>> float(kernel_fn(np.ones((1, 2)), get="nngp")[0, 0])
+        1.0
+    """
+    return rule_layer("Sign", jnp.sign, sign_rule)
+
+
+def Sigmoid_like():
+    """``0.5 erf(x / 2.4020563531719796) + 0.5``, close to the logistic sigmoid (NT's constant).
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> _, _, kernel_fn = stax.serial(stax.Dense(3, W_std=0.0), Sigmoid_like())
+        >>> float(kernel_fn(np.ones((1, 2)), get="nngp")[0, 0])  # phi(0)^2
+        0.25
+    """
+    return Erf(a=0.5, b=1 / 2.4020563531719796, c=0.5)
 
 
 def Gelu(approximate: bool = False):

@@ -24,10 +24,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from infattn.kernel import Kernel
-from infattn.stax import tiling
+from infattn.stax import layout, tiling
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
 
@@ -58,6 +57,8 @@ class Parts:
     """The kernel rule, replicates included (see :mod:`infattn.stax.replicates`)."""
     pairwise: bool = True
     """The kernel entry of a pair of inputs depends on that pair alone (see tiling)."""
+    boundary: layout.Boundary | None = None
+    """Where the layer's inputs keep their batch and channel axes (``None``: anywhere)."""
 
 
 def make_layer(
@@ -67,6 +68,8 @@ def make_layer(
     name: str,
     pairwise: bool = True,
     handles_replicates: bool = False,
+    boundary: layout.Boundary | None = None,
+    input_boundary: layout.Boundary | None = None,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple.
 
@@ -76,6 +79,11 @@ def make_layer(
     replicates (Monte Carlo layers) and combinators (whose children handle them)
     pass ``handles_replicates=True``. ``pairwise=False`` for a layer whose
     kernel entry of a pair depends on other inputs (it is never tiled).
+
+    ``boundary``: where the layer's arrays keep their batch and channel axes; its
+    three functions are written for the canonical layout ``(N, *spatial, C)`` and
+    are moved to the boundary's axes by :func:`layout.on_layout`. ``input_boundary``:
+    for combinators, the boundary of their first child that has one.
 
     Example:
         >>> def init(rng, shape):
@@ -89,13 +97,17 @@ def make_layer(
         4.0
     """
     rule = kernel if handles_replicates else with_replicates(kernel)
-    parts = Parts(init, apply, rule, pairwise)
+    if boundary is not None:
+        boundary = dataclasses.replace(boundary, layer=name)
+        init, apply, rule = layout.on_layout(init, apply, rule, boundary)
+    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary)
+    first = parts.boundary or layout.Boundary(layout.CANONICAL)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
         return init(check_key(rng, "rng"), input_shape)
 
     def apply_fn(params: Any, inputs: Any, *, mask_constant: float | None = None, **kwargs):
-        x, mask = _split_masked(inputs, mask_constant)
+        x, mask = _split_masked(inputs, mask_constant, first)
         y, out_mask = apply(params, x, mask, **kwargs)
         if out_mask is None or _all_none(out_mask):
             return y
@@ -115,16 +127,31 @@ def make_layer(
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
             return _select(with_standard_errors(rule(x1), keep_replicates=True), names)
 
-        def to_kernel(a, b):
-            return inputs_to_kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+        def to_kernel(a, b, axes=None):
+            return inputs_to_kernel(
+                a, b, compute_ntk=compute_ntk, mask_constant=mask_constant, axes=axes
+            )
 
+        def one_input(a, b, boundary=first):
+            a, axes = _canonical_input(a, "x1", boundary)
+            b = None if b is None else _canonical_input(b, "x2", boundary)[0]
+            return a, b, axes
+
+        if isinstance(x1, list | tuple):
+            # one input per branch: each branch's first layer checks its input's rank
+            boundary = dataclasses.replace(first, rank=None)
+            x2 = [None] * len(x1) if x2 is None else x2
+            _check_same_length(x1, x2)
+            ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
+            return _select(with_standard_errors(rule(ks)), names)
+        x1, x2, axes = one_input(x1, x2)
         if x2 is None and pairwise:
-            x = _as_input(x1, "x1")
-            check_finite(x, "x1", mask_constant)
-            t = tiling.tile_size(x.shape[0], math.prod(x.shape[1:-1]))
+            check_finite(x1, "x1", mask_constant)
+            t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
             if t is not None:
-                return _select(tiling.symmetric_kernel(rule, to_kernel, x, t), names)
-        return _select(with_standard_errors(rule(to_kernel(x1, x2))), names)
+                tiles_to_kernel = functools.partial(to_kernel, axes=axes)
+                return _select(tiling.symmetric_kernel(rule, tiles_to_kernel, x1, t), names)
+        return _select(with_standard_errors(rule(to_kernel(x1, x2, axes))), names)
 
     for f in (init_fn, apply_fn, kernel_fn):
         f.__name__ = f"{name}.{f.__name__}"
@@ -191,32 +218,67 @@ def _all_none(x: Any) -> bool:
     return x is None or (isinstance(x, list) and all(m is None for m in x))
 
 
-def _split_masked(inputs: Any, mask_constant: float | None) -> tuple[Any, Any]:
-    """Inputs (an array, a ``MaskedArray`` or a list of them, one per branch) and masks."""
+def _split_masked(
+    inputs: Any, mask_constant: float | None, boundary: layout.Boundary
+) -> tuple[Any, Any]:
+    """Inputs (an array, a ``MaskedArray`` or a list of them, one per branch) and masks.
+
+    Masks are canonical, ``(N, *spatial)``, whatever axes the inputs have.
+    """
     if isinstance(inputs, list | tuple) and not isinstance(inputs, MaskedArray):
-        pairs = [_split_masked(i, mask_constant) for i in inputs]
+        # one input per branch: each branch's first layer checks its input's rank
+        boundary = dataclasses.replace(boundary, rank=None)
+        pairs = [_split_masked(i, mask_constant, boundary) for i in inputs]
         return [p[0] for p in pairs], [p[1] for p in pairs]
     if isinstance(inputs, MaskedArray):
         return inputs.masked_value, inputs.mask
     x = as_array(inputs, "inputs", 0, "an array or a list of arrays (one per branch)")
     check_finite(x, "inputs", mask_constant)
-    return _mask_inputs(x, mask_constant)
+    if mask_constant is None:
+        return x, None
+    boundary.check_rank(x.shape)
+    entry = _entry_mask(x, mask_constant)
+    mask = layout.to_canonical(entry, boundary.axes)
+    return jnp.where(entry, jnp.zeros((), x.dtype), x), jnp.all(mask, axis=-1)
 
 
-def _entry_mask(x: Array, mask_constant: float) -> Array:
-    if np.isnan(mask_constant):
-        return jnp.isnan(x)
-    return x == mask_constant
+def _canonical_input(x: Any, name: str, boundary: layout.Boundary) -> tuple[Array, tuple[int, int]]:
+    """``x`` in the canonical layout, and the axes it had (non-negative) to record."""
+    x = _as_input(x, name)
+    boundary.check_rank(x.shape)
+    b, c = layout.canonical_axes(boundary.axes, x.ndim)
+    return layout.to_canonical(x, boundary.axes), (b, 1 - b if c is None else c)
+
+
+def _check_same_length(x1: Sequence[Any], x2: Sequence[Any]) -> None:
+    if not isinstance(x2, list | tuple) or len(x2) != len(x1):
+        raise ValueError(
+            f"x2: with a list of {len(x1)} inputs x1 (one per branch), x2 must be None or a "
+            f"list of as many arrays; got {type(x2).__name__}"
+        )
+
+
+def _entry_mask(x: Array, mask_constant: Any) -> Array:
+    """Entries equal to ``mask_constant`` (NaN matches NaN); ``mask_constant`` may be traced."""
+    mc = jnp.asarray(mask_constant, x.dtype)
+    return (x == mc) | (jnp.isnan(mc) & jnp.isnan(x))
 
 
 def inputs_to_kernel(
-    x1: Any, x2: Any = None, *, compute_ntk: bool = True, mask_constant: float | None = None
+    x1: Any,
+    x2: Any = None,
+    *,
+    compute_ntk: bool = True,
+    mask_constant: float | None = None,
+    axes: tuple[int, int] | None = None,
 ) -> Kernel:
     """Covariances of the inputs: ``nngp[i, j, a, b] = <x1[i, a], x2[j, b]> / C``.
 
     ``x1``: ``(N1, *spatial, C)``, ``x2``: ``(N2, *spatial, C)`` or ``None``.
     Entries equal to ``mask_constant`` are padding: they are zeroed, and a
-    position is masked when all its channels are padding.
+    position is masked when all its channels are padding. ``axes``: the
+    ``(batch_axis, channel_axis)`` the inputs had before they were moved to this
+    canonical layout, recorded in the kernel (default: the canonical ones).
 
     Example:
         >>> k = inputs_to_kernel(jnp.ones((2, 3, 4)), mask_constant=None)
@@ -251,6 +313,8 @@ def inputs_to_kernel(
         shape2=tuple((x1 if x2 is None else x2).shape),
         is_gaussian=False,
         x1_is_x2=x2 is None,
+        batch_axis=0 if axes is None else axes[0],
+        channel_axis=x1.ndim - 1 if axes is None else axes[1],
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -44,18 +44,150 @@ def normalize_axis(axis: int, ndim: int, name: str) -> int:
     return axis % ndim
 
 
-def to_canonical_order(ndim: int, batch_axis: int, channel_axis: int) -> tuple[int, ...]:
+def to_canonical_order(ndim: int, batch_axis: int, channel_axis: int | None) -> tuple[int, ...]:
     """The permutation taking an array with the given axes to ``(N, *spatial, C)``.
+
+    ``channel_axis=None``: only the batch axis moves (to the front).
 
     Example:
         >>> to_canonical_order(4, 0, 1)  # NCHW -> NHWC
         (0, 2, 3, 1)
+        >>> to_canonical_order(3, 1, None)
+        (1, 0, 2)
     """
     b = normalize_axis(batch_axis, ndim, "batch_axis")
+    if channel_axis is None:
+        return (b, *(i for i in range(ndim) if i != b))
     c = normalize_axis(channel_axis, ndim, "channel_axis")
     if b == c:
         raise ValueError(f"batch_axis={batch_axis} and channel_axis={channel_axis} coincide")
     return (b, *(i for i in range(ndim) if i not in (b, c)), c)
+
+
+Axes = tuple[int, int | None]
+"""``(batch_axis, channel_axis)`` of an array (``channel_axis=None``: no channel axis)."""
+
+CANONICAL: Axes = (0, -1)
+
+
+def canonical_axes(axes: Axes, ndim: int) -> tuple[int, int | None]:
+    """``axes`` as non-negative indices into ``ndim`` axes.
+
+    Example:
+        >>> canonical_axes((0, -1), 3)
+        (0, 2)
+    """
+    b = normalize_axis(axes[0], ndim, "batch_axis")
+    return b, None if axes[1] is None else normalize_axis(axes[1], ndim, "channel_axis")
+
+
+def to_canonical(x: Any, axes: Axes) -> Any:
+    """An array with the given axes in the canonical layout ``(N, *spatial, C)``.
+
+    ``channel_axis=None`` flattens every non-batch axis into channels (``(N, F)``), as
+    neural-tangents does with inputs of a network that starts with ``Flatten``.
+
+    Example:
+        >>> to_canonical(jnp.zeros((3, 2, 5)), (1, 0)).shape  # (C, N, L)
+        (2, 5, 3)
+    """
+    x = transpose(x, to_canonical_order(x.ndim, *axes))
+    return x if axes[1] is not None else x.reshape(x.shape[0], -1)
+
+
+def from_canonical_order(ndim: int, axes: Axes) -> tuple[int, ...]:
+    """The permutation taking a canonical array to one with the given axes.
+
+    Example:
+        >>> from_canonical_order(4, (0, 1))  # NHWC -> NCHW
+        (0, 3, 1, 2)
+    """
+    return inverse(to_canonical_order(ndim, *axes))
+
+
+@dataclasses.dataclass(frozen=True)
+class Boundary:
+    """Where a layer's arrays keep their batch and channel axes.
+
+    ``axes``: the inputs' ``(batch_axis, channel_axis)``; ``out_axes``: the outputs'
+    (default ``axes``), or a function of the inputs' number of axes giving them;
+    ``rank``: the number of axes the inputs must have (``None``: any), checked
+    before any axis moves so that the error names the layer.
+    """
+
+    axes: Axes
+    out_axes: Axes | Callable[[int], Axes] | None = None
+    rank: int | None = None
+    layer: str = ""
+    """The layer's name, for error messages (set by ``make_layer``)."""
+
+    def outputs(self, ndim: int) -> Axes:
+        """The output axes for inputs with ``ndim`` axes."""
+        out = self.axes if self.out_axes is None else self.out_axes
+        return out(ndim) if callable(out) else out
+
+    def check_rank(self, shape: Sequence[int]) -> None:
+        """Raise unless inputs of ``shape`` have ``rank`` axes."""
+        if self.rank is not None and len(shape) != self.rank:
+            raise ValueError(
+                f"inputs: {self.layer} needs inputs with {self.rank} axes (batch, "
+                f"{self.rank - 2} spatial, channels); got shape {tuple(shape)}"
+            )
+
+
+def on_layout(init: Any, apply: Any, kernel: Any, boundary: Boundary):
+    """A canonical-layout layer's ``init``, ``apply``, ``kernel`` on ``boundary``'s layout.
+
+    The wrapped ``init`` and ``apply`` take shapes and arrays with batch and channel
+    axes at ``boundary.axes`` and return them at ``boundary.outputs(ndim)`` (the
+    layer's rules see the canonical layout). The wrapped ``kernel`` checks that the
+    kernel it gets was computed for arrays with those axes (as neural-tangents does)
+    and records the output axes in the kernel it returns.
+
+    Example:
+        >>> init, apply, kernel = on_layout(
+        ...     lambda rng, s: (s[:-1] + (2,), ()), None, None, Boundary((1, 0), layer="Two"))
+        >>> init(None, (4, 3, 5))[0]  # (C, N, L) -> (2, N, L)
+        (2, 3, 5)
+    """
+    axes = boundary.axes
+
+    def init_fn(rng, input_shape):
+        boundary.check_rank(input_shape)
+        order = to_canonical_order(len(input_shape), *axes)
+        out_shape, params = init(rng, permute_shape(input_shape, order))
+        back = from_canonical_order(len(out_shape), boundary.outputs(len(input_shape)))
+        return permute_shape(out_shape, back), params
+
+    def apply_fn(params, x, mask, **kwargs):
+        boundary.check_rank(x.shape)
+        y, out_mask = apply(params, to_canonical(x, axes), mask, **kwargs)
+        return transpose(y, from_canonical_order(y.ndim, boundary.outputs(x.ndim))), out_mask
+
+    def kernel_fn(k):
+        boundary.check_rank(k.shape1)
+        check_kernel_axes(k, axes, boundary.layer)
+        out = kernel(k)
+        b, c = canonical_axes(boundary.outputs(len(k.shape1)), len(out.shape1))
+        return out.replace(batch_axis=b, channel_axis=-1 if c is None else c)
+
+    return init_fn, apply_fn, kernel_fn
+
+
+def check_kernel_axes(k: Any, axes: Axes, name: str) -> None:
+    """Raise unless the kernel ``k`` was computed for arrays whose axes are ``axes``."""
+    ndim = len(k.shape1)
+    if not ndim:
+        return
+    want = canonical_axes(axes, ndim)
+    have = canonical_axes((k.batch_axis, k.channel_axis), ndim)
+    for i, key in enumerate(("batch_axis", "channel_axis")):
+        if want[i] is not None and want[i] != have[i]:
+            raise ValueError(
+                f"{name}: {key}={axes[i]} but its inputs have {key}={have[i]} (the previous "
+                "layer's output layout); the layers' batch_axis/channel_axis (or "
+                "dimension_numbers) must agree"
+            )
 
 
 def inverse(order: Sequence[int]) -> tuple[int, ...]:

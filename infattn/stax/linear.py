@@ -18,13 +18,11 @@ import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
-from jax import lax
 
 from infattn.kernel import Kernel
-from infattn.stax import layout, taps
+from infattn.stax import layout, taps, windows
 from infattn.stax.layer import make_layer
-from infattn.validation import check_choice, check_layout, check_std, check_width
+from infattn.validation import check_axes, check_choice, check_std, check_width
 
 _PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -74,10 +72,11 @@ def Dense(
     parameterization: str = "ntk",
     s: tuple[int, int] = (1, 1),
 ):
-    """Fully connected layer acting on the last (channel) axis.
+    """Fully connected layer acting on the channel axis.
 
-    Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)``; the kernel
-    keeps its layout ``(N1, N2, *S)``.
+    Input ``(N, *spatial, C)`` -> output ``(N, *spatial, out_dim)`` (or the same
+    axes at ``batch_axis``, ``channel_axis``); the kernel keeps its layout
+    ``(N1, N2, *S)``.
 
     Example:
         >>> import numpy as np
@@ -91,7 +90,7 @@ def Dense(
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
-    check_layout("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
+    check_axes("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def init(rng, input_shape):
         n_in = input_shape[-1]
@@ -127,7 +126,9 @@ def Dense(
         k = linear_kernel(k, W_std, b_std, parameterization, k.shape1[-1] / s[0])
         return _with_width(k, out_dim * (s[1] if parameterization == "standard" else 1)).remask()
 
-    return make_layer(init, apply, kernel, "Dense")
+    return make_layer(
+        init, apply, kernel, "Dense", boundary=layout.Boundary((batch_axis, channel_axis))
+    )
 
 
 def Conv(
@@ -143,7 +144,8 @@ def Conv(
 ):
     """Convolution over the spatial axes of ``(N, *spatial, C)`` inputs (1-D, 2-D, ...).
 
-    ``padding``: ``'VALID'`` or ``'SAME'`` (zero padding, XLA's convention).
+    ``padding``: ``'VALID'``, ``'SAME'`` (zero padding, XLA's convention) or
+    ``'CIRCULAR'`` (periodic, see :mod:`infattn.stax.windows`).
     ``dimension_numbers``: ``(input, filter, output)`` axis letters as in
     ``jax.lax.conv_general_dilated``; ``filter_shape`` and ``strides`` follow the
     filter's spatial letters (see :mod:`infattn.stax.layout`). The filter is stored
@@ -166,43 +168,21 @@ def Conv(
         raise ValueError(
             f"strides: expected {len(filter_shape)} positive integers, got {strides!r}"
         )
-    padding = check_choice(padding.upper(), ("VALID", "SAME"), "padding")
+    padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
     n_sp = len(filter_shape)
     spec = layout.conv_spec(dimension_numbers, n_sp)
-    for name, s_ in (("input", spec.lhs), ("output", spec.out)):
-        if s_[0] != "N" or s_[-1] != "C":
-            raise NotImplementedError(
-                f"dimension_numbers: the {name} spec {s_!r} must be batch first, channels last"
-            )
     filter_size = math.prod(filter_shape)
     # per spatial axis, in the input's order (the canonical one of the rules below)
-    window = spec.to_input_order(filter_shape)
-    steps = spec.to_input_order(strides)
+    win = windows.Windows(spec.to_input_order(filter_shape), spec.to_input_order(strides), padding)
     spatial_order = (0, *(1 + i for i in spec.spatial_to_out), n_sp + 1)
-
-    def pads(spatial):
-        return lax.padtype_to_pads(spatial, window, steps, padding)
-
-    def out_spatial(spatial):
-        return tuple(
-            (n + lo + hi - f) // t + 1
-            for n, (lo, hi), f, t in zip(spatial, pads(spatial), window, steps, strict=True)
-        )
-
-    def check_rank(shape):
-        if len(shape) != n_sp + 2:
-            raise ValueError(
-                f"inputs: Conv with a {n_sp}-D filter needs inputs of rank {n_sp + 2} "
-                f"(N, *spatial, C); got shape {tuple(shape)}"
-            )
+    pair_order = (*(2 * i + j for i in spec.spatial_to_out for j in (0, 1)),)
+    width = out_chan * (s[1] if parameterization == "standard" else 1)
 
     def init(rng, input_shape):
-        check_rank(input_shape)
         n_in = input_shape[-1]
-        width = out_chan * (s[1] if parameterization == "standard" else 1)
         sizes = {"I": n_in, "O": width, **dict(zip(spec.filter_spatial, filter_shape, strict=True))}
         k1, k2 = jax.random.split(rng)
         W = jax.random.normal(k1, tuple(sizes[c] for c in spec.rhs))
@@ -210,16 +190,19 @@ def Conv(
         if parameterization == "standard":
             W = W * W_std / (n_in * filter_size / s[0]) ** 0.5
             b = None if b is None else b * b_std
-        out_shape = (input_shape[0], *out_spatial(input_shape[1:-1]), width)
+        out_shape = (input_shape[0], *win.out_spatial(input_shape[1:-1]), width)
         return layout.permute_shape(out_shape, spatial_order), (W, b)
 
     def apply(params, x, mask, **kwargs):
         W, b = params
-        check_rank(x.shape)
         _check_channels(x, W.shape[spec.rhs.index("I")], "Conv")
         spatial = x.shape[1:-1]
-        rhs_pads = spec.to_filter_order(pads(spatial))
-        y = taps.conv(x, W, strides, rhs_pads, spec.canonical)
+        if padding == "CIRCULAR":
+            x = win.pad(x, range(1, n_sp + 1))
+            pads = [(0, 0)] * n_sp
+        else:
+            pads = spec.to_filter_order(win.pads(spatial))
+        y = taps.conv(x, W, strides, pads, spec.canonical)
         b = taps.per_example(b, x.shape[0])
         if parameterization == "ntk":
             y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)
@@ -229,54 +212,22 @@ def Conv(
             y = y / s[0] ** 0.5
             if b is not None:
                 y = y + b
-        mask = None if mask is None else conv_mask(mask, spatial)
+        mask = None if mask is None else win.mask(mask)
         return layout.transpose(y, spatial_order), layout.transpose(mask, spatial_order[:-1])
 
-    def conv_mask(mask, spatial):
-        index = []
-        for (lo, _), f, t, n_out in zip(
-            pads(spatial), window, steps, out_spatial(spatial), strict=True
-        ):
-            start = (f - 1) // 2 - lo
-            index.append(slice(start, start + (n_out - 1) * t + 1, t))
-        return mask[(slice(None), *index)]
-
-    def diagonal_average(m, batch_ndim):
-        spatial = m.shape[batch_ndim::2]
-        for d, ((lo, hi), f, t, n_out) in enumerate(
-            zip(pads(spatial), window, steps, out_spatial(spatial), strict=True)
-        ):
-            ax = batch_ndim + 2 * d
-            width = [(0, 0)] * m.ndim
-            width[ax] = width[ax + 1] = (lo, hi)
-            mp = jnp.pad(m, width)
-            total = 0.0
-            for tap in range(f):
-                sl = [slice(None)] * m.ndim
-                sl[ax] = sl[ax + 1] = slice(tap, tap + (n_out - 1) * t + 1, t)
-                total = total + mp[tuple(sl)]
-            m = total / f
-        return layout.transpose(m, pair_order(batch_ndim))
-
-    def pair_order(batch_ndim):
-        return (
-            *range(batch_ndim),
-            *(batch_ndim + 2 * i + j for i in spec.spatial_to_out for j in (0, 1)),
-        )
+    def shared(m, batch_ndim):
+        order = (*range(batch_ndim), *(batch_ndim + i for i in pair_order))
+        return layout.transpose(win.shared(m, batch_ndim), order)
 
     def kernel(k):
-        check_rank(k.shape1)
         spatial = k.spatial_shape
         k = linear_kernel(
-            k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], diagonal_average
+            k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], shared
         )
-        width = out_chan * (s[1] if parameterization == "standard" else 1)
-        new_spatial = layout.permute_shape(out_spatial(spatial), spec.spatial_to_out)
+        new_spatial = layout.permute_shape(win.out_spatial(spatial), spec.spatial_to_out)
 
         def new_mask(m):
-            return (
-                None if m is None else layout.transpose(conv_mask(m, spatial), spatial_order[:-1])
-            )
+            return None if m is None else layout.transpose(win.mask(m), spatial_order[:-1])
 
         k = k.replace(
             shape1=(k.shape1[0], *new_spatial, width),
@@ -286,7 +237,17 @@ def Conv(
         )
         return k.remask()
 
-    return make_layer(init, apply, kernel, "Conv")
+    return make_layer(
+        init,
+        apply,
+        kernel,
+        "Conv",
+        boundary=layout.Boundary(
+            (spec.lhs.index("N"), spec.lhs.index("C")),
+            (spec.out.index("N"), spec.out.index("C")),
+            n_sp + 2,
+        ),
+    )
 
 
 def _with_width(k: Kernel, width: int) -> Kernel:

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import outer_per_position
+from infattn.stax import layout
 from infattn.stax.diagonal import variances
 from infattn.stax.layer import make_layer
-from infattn.validation import check_layout, check_std
+from infattn.validation import check_axes, check_std
 
 Array = jax.Array
 
@@ -39,7 +40,7 @@ def LayerNorm(
     batch_axis: int = 0,
     channel_axis: int = -1,
 ):
-    """Layer normalisation over ``axis`` of ``(N, *spatial, C)``; ``axis`` must include channels.
+    """Layer normalisation over ``axis`` (axes of the inputs as laid out, channels included).
 
     Example:
         >>> import numpy as np
@@ -49,14 +50,17 @@ def LayerNorm(
         1.0
     """
     check_std(eps, "eps")
-    check_layout("LayerNorm", batch_axis=batch_axis, channel_axis=channel_axis)
+    check_axes("LayerNorm", batch_axis=batch_axis, channel_axis=channel_axis)
 
     def spatial_axes(ndim):
-        axes = {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        """The canonical positions of the normalised axes, but the channel axis."""
+        order = layout.to_canonical_order(ndim, batch_axis, channel_axis)
+        given = (axis,) if isinstance(axis, int) else axis
+        axes = {order.index(layout.normalize_axis(a, ndim, "axis")) for a in given}
         if ndim - 1 not in axes:
             raise ValueError(
-                f"axis: normalisation must include the channel axis {ndim - 1} to have an "
-                f"infinite-width limit; got axis={axis}"
+                f"axis: normalisation must include the channel axis ({channel_axis}) to have "
+                f"an infinite-width limit; got axis={axis}"
             )
         if 0 in axes:
             raise ValueError(f"axis: normalising over the batch axis is not supported; got {axis}")
@@ -91,4 +95,5 @@ def LayerNorm(
             cov2=norm(k.cov2, *outer_per_position(v2, v2, True)),
         )
 
-    return make_layer(init, apply, kernel, "LayerNorm")
+    boundary = layout.Boundary((batch_axis, channel_axis))
+    return make_layer(init, apply, kernel, "LayerNorm", boundary=boundary)

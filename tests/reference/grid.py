@@ -143,6 +143,9 @@ class Arch:
     masked_net: Layer | None = None
     variants: tuple[str, ...] = ()
     """Which of ``VARIANTS`` to expand into (all when empty)."""
+    layout: str | None = None
+    """Axis order of the inputs, e.g. ``'CNHW'``: a permutation of ``N``, the spatial
+    letters ``H``, ``W`` (``H`` alone in 1-D) and ``C`` (``None``: ``N...C``)."""
 
 
 VARIANTS = ("x11", "x11_masked", "x12", "x12_masked")
@@ -158,6 +161,7 @@ class Case:
     channels: int
     with_x2: bool
     mask_constant: float | None
+    layout: str | None = None
 
     def build(self, stax: Any) -> Any:
         """``(init_fn, apply_fn, kernel_fn)`` of this case's network in ``stax``."""
@@ -171,20 +175,40 @@ class Case:
     @property
     def spec(self) -> str:
         """Stable description of everything that determines the reference kernels."""
+        layout = "" if self.layout is None else f" layout={self.layout}"
         return (
             f"{self.net.describe()} | spatial={self.spatial} channels={self.channels} "
-            f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}"
+            f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}{layout}"
         )
+
+    def canonical_letters(self) -> str:
+        """``N``, the spatial letters and ``C``: the axes of the canonical inputs."""
+        if len(self.spatial) > 2:
+            raise ValueError(f"{self.name}: layouts are for inputs with at most 2 spatial axes")
+        return "N" + "HW"[: len(self.spatial)] + "C"
+
+    def to_layout(self, x: np.ndarray) -> np.ndarray:
+        """A canonical ``(n, *spatial, C)`` batch in this case's layout."""
+        if self.layout is None:
+            return x
+        letters = self.canonical_letters()
+        return np.ascontiguousarray(np.transpose(x, [letters.index(c) for c in self.layout]))
+
+    def to_canonical(self, x: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_layout`."""
+        if self.layout is None:
+            return x
+        return np.transpose(x, [self.layout.index(c) for c in self.canonical_letters()])
 
     def inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Deterministic float64 inputs ``(x1, x2)``; ``x2`` is ``None`` unless ``with_x2``."""
         rng = np.random.RandomState(self.seed)
         x1 = self._batch(rng, N1, masked_counts=(0, 2, 1))
         if not self.with_x2:
-            return x1, None
+            return self.to_layout(x1), None
         size = math.prod(self.spatial)
         x2 = self._batch(rng, N2, masked_counts=(size // 2, 0))
-        return x1, x2
+        return self.to_layout(x1), self.to_layout(x2)
 
     def _batch(
         self, rng: np.random.RandomState, n: int, masked_counts: Sequence[int]
@@ -214,6 +238,7 @@ def expand(arch: Arch) -> Iterator[Case]:
                 channels=arch.channels,
                 with_x2=with_x2,
                 mask_constant=arch.mask_constant if masked else None,
+                layout=arch.layout,
             )
 
 
@@ -526,6 +551,138 @@ def conv_spatial_order_archs() -> list[Arch]:
     ]
 
 
+LAYOUT_SPECS = ("NCHW", "HWCN", "CNHW", "NHCW", "WHNC", "CWNH", "HNWC", "WCHN")
+
+
+def _fc_axes(spec: str) -> tuple[int, int]:
+    """``(batch_axis, channel_axis)`` of 2-D ``(N, C)`` arrays keeping ``spec``'s N, C order."""
+    fc = "".join(c for c in spec if c in "NC")
+    return fc.index("N"), fc.index("C")
+
+
+def _layout_projection(kind: str, spec: str, width: int) -> list[Layer]:
+    """From images in ``spec`` to 2-D arrays, as neural-tangents' test networks do."""
+    b, c = spec.index("N"), spec.index("C")
+    b_fc = _fc_axes(spec)[0]
+    if kind == "FLAT":
+        return [L("Flatten", b, b_fc)]
+    if kind == "POOL":
+        return [L("GlobalAvgPool", b, c)]
+    attn = attention(width, n_heads=2, b_std=0.1, batch_axis=b, channel_axis=c)
+    return [attn, L("Flatten", b, b_fc)]
+
+
+def layout_archs() -> list[Arch]:
+    """Batch and channel axes anywhere (NT's test networks: conv, LayerNorm, projections).
+
+    Each input layout is a permutation of ``NCHW``; the convolutions use it as input
+    and output spec, with a filter spec whose spatial letters follow the input's
+    (neural-tangents orders masks that way). ``LayerNorm`` normalises the channel axis
+    (and H in some), Dense layers after the projection use ``(N, C)`` or ``(C, N)``
+    arrays in the order of the image's N and C. Channel axes are given as positive
+    numbers in some cases, negative in others. Masked variants only where the batch
+    axis precedes the spatial ones: neural-tangents' kernel masks break otherwise.
+    """
+    archs = []
+    projections = ("FLAT", "POOL", "ATTN")
+    io = ("IO", "OI")
+    for i, spec in enumerate(LAYOUT_SPECS):
+        b, c = spec.index("N"), spec.index("C")
+        c_arg = c if i % 2 else c - 4
+        spatial = "".join(ch for ch in spec if ch in "HW")
+        rhs = io[i % 2][0] + spatial + io[i % 2][1] if i % 3 else spatial + io[i % 2]
+        norm = ("C",) if i % 2 else ("C", "H")
+        b_fc, c_fc = _fc_axes(spec)
+        net = serial(
+            L("Conv", 4, (2, 2), padding="SAME", b_std=0.1, dimension_numbers=(spec, rhs, spec)),
+            L(
+                "LayerNorm",
+                axis=tuple(spec.index(ch) for ch in norm),
+                batch_axis=b,
+                channel_axis=c_arg,
+            ),
+            L("Relu"),
+            L("Dense", 4, W_std=1.2, batch_axis=b, channel_axis=c_arg),
+            L("Erf"),
+            *_layout_projection(projections[i % 3], spec, 4),
+            L("Dense", 2, b_std=0.1, batch_axis=b_fc, channel_axis=c_fc),
+        )
+        variants = (VARIANTS[i % 4], VARIANTS[(i + 1) % 4])
+        if b > min(spec.index("H"), spec.index("W")):
+            variants = ("x11", "x12")  # NT's masks break with spatial axes before the batch
+        archs.append(
+            Arch(
+                f"layout_{spec}", net, **_img(2), mask_constant=-2.5, variants=variants, layout=spec
+            )
+        )
+    return archs
+
+
+def layout_small_archs() -> list[Arch]:
+    """Positive channel axes meaning the last one, and channels-first 2-D and 1-D inputs."""
+    return [
+        Arch(
+            "layout_nc_positive",
+            serial(
+                L("Dense", 4, channel_axis=1),
+                L("Relu"),
+                L("Dense", 1, batch_axis=0, channel_axis=1),
+            ),
+            spatial=(),
+            channels=5,
+            variants=("x11", "x12"),
+        ),
+        Arch(
+            "layout_cn",
+            serial(
+                L("Dense", 4, b_std=0.2, batch_axis=1, channel_axis=0),
+                L("Gelu"),
+                L("Dense", 2, batch_axis=-1, channel_axis=-2),
+            ),
+            spatial=(),
+            channels=5,
+            variants=("x11", "x12"),
+            layout="CN",
+        ),
+        Arch(
+            "layout_nhwc_positive",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("LayerNorm", axis=3, channel_axis=3),
+                L("Dense", 3, channel_axis=3),
+                L("Relu"),
+                L("GlobalAvgPool", channel_axis=3),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "layout_nch_attention",
+            serial(
+                L("Dense", 4, channel_axis=1),
+                attention(4, n_heads=2, pos_emb_type="SUM", channel_axis=1),
+                L("GlobalAvgPool", channel_axis=1),
+            ),
+            **_seq(5),
+            mask_constant=0.0,
+            layout="NCH",
+        ),
+        Arch(
+            "layout_hcn_conv1d",
+            serial(
+                L("Conv", 3, (3,), padding="SAME", dimension_numbers=("HCN", "OIH", "NCH")),
+                L("Relu"),
+                L("Conv", 2, (2,), strides=(2,), dimension_numbers=("NCH", "HIO", "CNH")),
+                L("Flatten", batch_axis=1, batch_axis_out=1),
+                L("Dense", 1, batch_axis=1, channel_axis=0),
+            ),
+            **_seq(6),
+            mask_constant=-2.5,
+            layout="HCN",
+        ),
+    ]
+
+
 def pooling_archs() -> list[Arch]:
     """GlobalAvgPool and Flatten on sequences and images."""
     return [
@@ -541,6 +698,116 @@ def pooling_archs() -> list[Arch]:
             serial(L("Dense", 4), L("Abs"), L("GlobalAvgPool"), L("Dense", 1)),
             **_img(),
             mask_constant=-2.5,
+        ),
+    ]
+
+
+def _nchw_pools(circular: bool) -> list[Layer]:
+    axes = {"batch_axis": 0, "channel_axis": 1}
+    layers = [
+        L("Conv", 3, (2, 2), padding="SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+        L("Relu"),
+        L("AvgPool", (2, 2), None, "SAME", **axes),
+    ]
+    if circular:
+        layers.append(L("SumPool", (2, 1), (1, 1), "CIRCULAR", **axes))
+    return [*layers, L("GlobalSumPool", **axes)]
+
+
+def windowed_pooling_archs() -> list[Arch]:
+    """AvgPool and SumPool (VALID, SAME, CIRCULAR, strides, normalize_edges), GlobalSumPool,
+    circular convolutions and a small Myrtle-like network."""
+    conv = L("Conv", 4, (2, 2), padding="SAME", b_std=0.1)
+    return [
+        Arch(
+            "avgpool_valid",
+            serial(conv, L("Relu"), L("AvgPool", (2, 3)), L("Dense", 2)),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_same_edges",
+            serial(conv, L("Erf"), L("AvgPool", (2, 2), (2, 1), "SAME", normalize_edges=True)),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_same",
+            serial(L("Dense", 3), L("Relu"), L("AvgPool", (3,), (2,), "SAME"), L("Flatten")),
+            **_seq(6),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "avgpool_circular",
+            serial(
+                conv, L("Relu"), L("AvgPool", (2, 3), None, "CIRCULAR"), L("Flatten"), L("Dense", 1)
+            ),
+            **_img(),
+            variants=("x11", "x12"),  # NT cannot mask circular pooling
+        ),
+        Arch(
+            "sumpool_valid_strided",
+            serial(
+                L("Dense", 3, b_std=0.2), L("Gelu"), L("SumPool", (2,), (2,)), L("GlobalSumPool")
+            ),
+            **_seq(7),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "sumpool_same_circular",
+            serial(
+                conv,
+                L("Relu"),
+                L("SumPool", (2, 2), (1, 2), "SAME"),
+                L("Conv", 3, (2, 2), padding="CIRCULAR"),
+                L("SumPool", (3, 2), None, "CIRCULAR"),
+            ),
+            **_img(),
+            variants=("x11", "x12"),  # NT cannot mask circular pooling
+        ),
+        Arch(
+            "conv_circular",
+            serial(
+                L("Conv", 4, (3, 2), strides=(1, 2), padding="CIRCULAR", b_std=0.2),
+                L("Relu"),
+                L("Conv", 3, (2, 3), padding="CIRCULAR", parameterization="standard"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "conv1d_circular_pool",
+            serial(
+                L("Conv", 3, (3,), strides=(2,), padding="CIRCULAR"), L("Abs"), L("GlobalSumPool")
+            ),
+            **_seq(7),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "pool_layout_nchw",
+            serial(*_nchw_pools(circular=True)),
+            **_img(),
+            mask_constant=-2.5,
+            masked_net=serial(*_nchw_pools(circular=False)),  # NT cannot mask circular pooling
+            layout="NCHW",
+        ),
+        Arch(
+            "myrtle_small",
+            serial(
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("AvgPool", (2, 2), (2, 2)),
+                L("Conv", 4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
+                L("Relu"),
+                L("AvgPool", (2, 2), (2, 2)),
+                L("Flatten"),
+                L("Dense", 1, W_std=1.4, b_std=0.1),
+            ),
+            spatial=(4, 4),
+            channels=3,
+            variants=("x11", "x12"),
         ),
     ]
 
@@ -712,7 +979,10 @@ def architectures() -> list[Arch]:
         *conv_archs(),
         *conv_filter_spec_archs(),
         *conv_spatial_order_archs(),
+        *layout_archs(),
+        *layout_small_archs(),
         *pooling_archs(),
+        *windowed_pooling_archs(),
         *attention_seq_archs(),
         *attention_img_archs(),
         *transformer_archs(),

@@ -16,17 +16,21 @@ def test_size_is_bounded() -> None:
 def test_inputs_are_deterministic_float64() -> None:
     for case in grid.CASES.values():
         (a1, a2), (b1, b2) = case.inputs(), case.inputs()
-        assert a1.dtype == np.float64 and a1.shape == (grid.N1, *case.spatial, case.channels)
+        canonical = case.to_canonical(a1)
+        assert a1.dtype == np.float64
+        assert canonical.shape == (grid.N1, *case.spatial, case.channels)
+        np.testing.assert_array_equal(case.to_layout(canonical), a1)
         np.testing.assert_array_equal(a1, b1)
         assert (a2 is None) == (not case.with_x2)
         if a2 is not None:
-            assert a2.shape[0] == grid.N2
+            assert case.to_canonical(a2).shape[0] == grid.N2
             np.testing.assert_array_equal(a2, b2)
 
 
 def test_masking_pads_but_never_fully_masks() -> None:
     for case in grid.CASES.values():
         for x in filter(lambda v: v is not None, case.inputs()):
+            x = case.to_canonical(x)
             flat = x.reshape(x.shape[0], math.prod(case.spatial), case.channels)
             if case.mask_constant is None:
                 continue
@@ -87,4 +91,16 @@ def test_every_filter_spec_is_covered() -> None:
         needle = f"'{rhs}'"
         assert needle in specs, needle
     for needle in ("'NWHC', 'HWIO', 'NWHC'", "'NHWC', 'HWIO', 'NWHC'", "'NDHWC', 'HDWIO'"):
+        assert needle in specs, needle
+
+
+def test_every_layout_is_covered() -> None:
+    """Inputs in each layout of ``LAYOUT_SPECS`` (every position of N and of C)."""
+    layouts = {case.layout for case in grid.CASES.values()}
+    assert set(grid.LAYOUT_SPECS) <= layouts
+    for n in range(4):
+        assert any(spec.index("N") == n for spec in grid.LAYOUT_SPECS)
+        assert any(spec.index("C") == n for spec in grid.LAYOUT_SPECS)
+    specs = " ".join(case.spec for case in grid.CASES.values())
+    for needle in ("channel_axis=3", "channel_axis=1", "batch_axis=1", "layout=CN "):
         assert needle in specs, needle

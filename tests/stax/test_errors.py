@@ -66,7 +66,7 @@ def test_input_rank_and_shapes():
     with pytest.raises(ValueError, match="x2: non-batch shape"):
         kernel_fn(X, X[:, :3])
     _, _, conv_kernel_fn = stax.Conv(4, (2, 2))
-    with pytest.raises(ValueError, match="Conv with a 2-D filter"):
+    with pytest.raises(ValueError, match="Conv needs inputs with 4 axes"):
         conv_kernel_fn(X)
 
 

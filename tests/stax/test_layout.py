@@ -85,3 +85,71 @@ def test_conv_spec_orders() -> None:
     assert spec.to_input_order((2, 3)) == (3, 2)
     assert spec.to_filter_order(spec.to_input_order((2, 3))) == (2, 3)
     assert spec.spatial_to_out == (1, 0)
+
+
+def _net(spec: str):
+    """Conv, LayerNorm, Dense, Relu, GlobalAvgPool, Dense with inputs laid out as ``spec``."""
+    b, c = spec.index("N"), spec.index("C")
+    b_fc, c_fc = (0, 1) if b < c else (1, 0)
+    rhs = "OI" + "".join(ch for ch in spec if ch in "HW")
+    return stax.serial(
+        stax.Conv(3, (2, 2), padding="SAME", b_std=0.2, dimension_numbers=(spec, rhs, spec)),
+        stax.LayerNorm(axis=c, batch_axis=b, channel_axis=c),
+        stax.Dense(4, batch_axis=b, channel_axis=c),
+        stax.Relu(),
+        stax.GlobalAvgPool(batch_axis=b, channel_axis=c),
+        stax.Dense(2, batch_axis=b_fc, channel_axis=c_fc),
+    )
+
+
+@pytest.mark.parametrize("spec", ["NCHW", "HWCN", "CWNH"])
+def test_layouts_are_moved_at_the_boundary(spec: str) -> None:
+    """Same parameters, inputs transposed: outputs transposed, kernels unchanged."""
+    x = np.transpose(X, ["NHWC".index(ch) for ch in spec])
+    init_ref, apply_ref, kernel_ref = _net("NHWC")
+    init_fn, apply_fn, kernel_fn = _net(spec)
+    _, params_ref = init_ref(jax.random.PRNGKey(0), X.shape)
+    out_shape, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    # the filter is OIHW (OIWH when W comes first) in both: the same draws up to that order
+    assert jax.tree.map(np.shape, params) == jax.tree.map(np.shape, params_ref)
+    if spec.index("W") < spec.index("H"):
+        params = ((np.swapaxes(params_ref[0][0], 2, 3), params_ref[0][1]), *params_ref[1:])
+    else:
+        params = params_ref
+    y, y_ref = apply_fn(params, x), apply_ref(params_ref, X)
+    assert out_shape == y.shape
+    np.testing.assert_allclose(y, y_ref if spec.index("N") < spec.index("C") else y_ref.T, 1e-5)
+    index = [slice(None)] * 4
+    index[spec.index("N")] = slice(0, 2)
+    k = kernel_fn(x, x[tuple(index)])
+    k_ref = kernel_ref(X, X[:2])
+    np.testing.assert_allclose(k.nngp, k_ref.nngp, rtol=1e-5)
+    np.testing.assert_allclose(k.ntk, k_ref.ntk, rtol=1e-5)
+    assert (k.batch_axis, k.channel_axis) == (
+        (0, 1) if spec.index("N") < spec.index("C") else (1, 0)
+    )
+
+
+def test_masks_follow_the_channel_axis() -> None:
+    """Channels first: a position is padding when all its channels (axis 1) are."""
+    x = np.transpose(X, (0, 3, 1, 2)).copy()  # NCHW
+    x[0, :, 1, 2] = -5.0
+    _, _, kernel_fn = _net("NCHW")
+    k = kernel_fn(x, None, mask_constant=-5.0)
+    assert k.mask1 is not None and k.mask1.shape == (3,) and not k.mask1.any()
+    first = stax.Conv(3, (1, 1), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    kernel = first[2](x, None, mask_constant=-5.0)
+    assert kernel.mask1.shape == (3, 5, 4) and kernel.mask1.sum() == 1 and kernel.mask1[0, 1, 2]
+    assert not np.allclose(k.nngp, kernel_fn(x, None).nngp)
+
+
+def test_inconsistent_axes_are_refused() -> None:
+    """A layer whose axes disagree with its inputs' layout raises (as in NT)."""
+    conv = stax.Conv(3, (2, 2), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    _, _, kernel_fn = stax.serial(conv, stax.Dense(2))
+    with pytest.raises(ValueError, match="Dense: channel_axis=-1 but its inputs have"):
+        kernel_fn(np.transpose(X, (0, 3, 1, 2)))
+    with pytest.raises(ValueError, match="channel_axis"):
+        stax.Dense(2, channel_axis=4)[2](X)
+    with pytest.raises(TypeError, match="batch_axis"):
+        stax.Dense(2, batch_axis=0.0)

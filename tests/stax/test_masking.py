@@ -116,3 +116,37 @@ def test_finite_attention_ignores_padded_keys(mechanism):
     # the Cholesky factor of the leading block is the leading block of the factor
     np.testing.assert_allclose(long.masked_value[:, :5], short, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(long.mask[:, 5:], True)
+
+
+@pytest.mark.parametrize("constant", [10.0, float("nan")])
+def test_mask_constant_can_be_traced(constant):
+    """``jit`` with ``mask_constant`` as a traced argument, as NT's tests call it."""
+    init_fn, apply_fn, kernel_fn = stax.serial(
+        stax.Dense(4, b_std=0.1), stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1)
+    )
+    x1 = RNG.standard_normal((3, 5, 2))
+    x2 = RNG.standard_normal((2, 5, 2))
+    x1[0, 3:] = constant
+    x2[1, 1:] = constant
+    get = ("nngp", "ntk")
+    eager = kernel_fn(x1, x2, get, mask_constant=constant)
+    traced = jax.jit(kernel_fn, static_argnames="get")(x1, x2, get, mask_constant=constant)
+    for a, b in zip(eager, traced, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+    # the mask changes the entries of padded examples only
+    def zero_filled(x):
+        return np.where((x == constant) | np.isnan(x), 0.0, x)
+
+    plain_k = kernel_fn(zero_filled(x1), zero_filled(x2), "nngp")
+    assert not np.allclose(eager.nngp[0, 0], plain_k[0, 0])
+    np.testing.assert_allclose(eager.nngp[1:, 0], plain_k[1:, 0], rtol=1e-6)
+    _, params = init_fn(jax.random.PRNGKey(0), x1.shape)
+    out = apply_fn(params, x1, mask_constant=constant)
+    out_jit = jax.jit(apply_fn)(params, x1, mask_constant=constant)
+    np.testing.assert_allclose(out.masked_value, out_jit.masked_value, rtol=1e-6)
+    np.testing.assert_array_equal(out.mask, out_jit.mask)
+    # the padding changes the pooled output of example 0 only
+    plain = apply_fn(params, zero_filled(x1))
+    assert not np.allclose(out.masked_value[0], plain[0])
+    np.testing.assert_allclose(out.masked_value[1:], plain[1:], rtol=1e-6)
