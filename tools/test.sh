@@ -20,4 +20,4 @@ echo "== doctests: every public function's Example"
 echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
 INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 echo "== pytest"
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
