@@ -230,6 +230,7 @@ class Panel(w.VBox):
         )
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "220px"})
         self.status = w.Label("")
+        self.status.add_class("infattn-status")
         self.stop_button = w.Button(description="Stop", icon="stop", layout={"width": "90px"})
         self.stop_button.on_click(lambda _: self.runner.stop())
         self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
