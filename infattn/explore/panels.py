@@ -45,7 +45,7 @@ DRAWS = (8, 16, 32, 64, 128, 256, 512)
 DECAY_LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
 _SLIDER = {"continuous_update": False, "style": {"description_width": "90px"}}
 _CHOICE = {"style": {"description_width": "90px"}}
-_MONO = "font-size: 11px; font-family: monospace"
+_MONO = "font-size: 11px; font-family: monospace; line-height: 1.25"
 _LABELS = {
     "heads": "heads",
     "width": "width",
@@ -230,6 +230,7 @@ class Panel(w.VBox):
         )
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "220px"})
         self.status = w.Label("")
+        self.status.add_class("infattn-status")
         self.stop_button = w.Button(description="Stop", icon="stop", layout={"width": "90px"})
         self.stop_button.on_click(lambda _: self.runner.stop())
         self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
@@ -491,6 +492,8 @@ class GaussianityPanel(Panel):
             grid = np.geomspace(min(hs), max(hs), 32)
             ax.plot(grid, k[0] * hs[0] / grid, "--", color="gray", label="∝ 1/H")
         ax.set_xscale("log")
+        ax.set_xticks(hs, [str(h) for h in hs])
+        ax.minorticks_off()
         scaling = view.scaling
         title = "excess kurtosis vs heads"
         if isinstance(scaling, str):

@@ -67,7 +67,7 @@ def _move_heads_and_check(page, artifacts, name: str) -> None:
     handle.focus()
     page.keyboard.press("ArrowRight")
     _wait_for(lambda: _figure_data(page) != rendered, 300, "figure update", page, artifacts, name)
-    status = page.locator(".infattn-panel").first.locator(".widget-label").first
+    status = page.locator(".infattn-panel").first.locator(".infattn-status")
     _wait_for(lambda: _all_draws(status.inner_text()), 300, "Monte Carlo", page, artifacts, name)
     page.wait_for_timeout(1000)
     page.locator(".infattn-panel").first.screenshot(path=str(artifacts / f"{name}-after-heads.png"))
