@@ -60,9 +60,9 @@ __all__ = [
     "StandardAttentionMC",
     "attention_weights",
     "elementwise_attention_exact",
+    "finite_head_covariance",
     "masked_softmax",
     "relative_standard_error",
     "sample_finite_head_law",
-    "finite_head_covariance",
     "standard_attention_mc",
 ]
