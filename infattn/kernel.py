@@ -19,6 +19,10 @@ Layout (the same as neural-tangents, so arrays compare entry by entry):
   flags are the parent's). ``None`` for closed forms. The public ``kernel_fn``
   turns them into ``nngp_se``/``ntk_se`` and drops them (see
   ``docs/standard-errors.md``).
+* ``law_key``: a PRNG key, or ``None``. When set, the kernel is one draw of the
+  *finite-head law* (:func:`infattn.limits.sample_finite_head_outputs`): every
+  standard-scaling Monte Carlo attention layer draws its heads' logits with part
+  of it and returns the conditional covariance given them, passing the rest on.
 
 Batch is axis 0 and channels are the last axis of the inputs; ``shape1`` and
 ``shape2`` are the current (finite-network) shapes of one batch with the channel
@@ -61,6 +65,7 @@ class Kernel:
     nngp_se: Array | None = None
     ntk_se: Array | None = None
     replicates: Kernel | None = None
+    law_key: Array | None = None
 
     # Fixed conventions, kept for code written against neural-tangents.
     batch_axis: int = dataclasses.field(default=0, metadata={"static": True})

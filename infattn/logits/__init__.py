@@ -39,7 +39,7 @@ All arrays are JAX arrays, positions flattened to ``L``; kernels use the
 
 from infattn.logits.closed_form import elementwise_attention_exact
 from infattn.logits.driver import relative_standard_error
-from infattn.logits.finite_heads import sample_finite_head_law
+from infattn.logits.finite_heads import finite_head_covariance, sample_finite_head_law
 from infattn.logits.inputs import AttentionInputs, StandardAttentionMC
 from infattn.logits.mechanisms import MECHANISMS, attention_weights, masked_softmax
 from infattn.logits.monte_carlo import (
@@ -60,6 +60,7 @@ __all__ = [
     "StandardAttentionMC",
     "attention_weights",
     "elementwise_attention_exact",
+    "finite_head_covariance",
     "masked_softmax",
     "relative_standard_error",
     "sample_finite_head_law",

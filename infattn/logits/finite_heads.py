@@ -5,6 +5,11 @@ logits ``G_h`` (independent Gaussian fields, ``Cov(G_ac(x), G_bd(x')) = qk^2
 S_ab S_cd``) is Gaussian with covariance
 ``(ov^2 / H) sum_h zeta(G_h(x)) V zeta(G_h(x'))^T + b^2``: a Gaussian scale
 mixture (excess kurtosis ``∝ 1/H``).
+
+:func:`finite_head_covariance` draws the heads once and returns that conditional
+covariance (the per-layer step of the finite-head law of a whole model,
+:func:`infattn.limits.sample_finite_head_outputs`); :func:`sample_finite_head_law`
+draws outputs of one layer directly.
 """
 
 from __future__ import annotations
@@ -100,18 +105,14 @@ def _finite_head_jit(
 ) -> Array:
     n, _, l, _ = qk_cov.shape
     dt = jnp.result_type(qk_cov.dtype, jnp.float32)
-    block = min(16, n * l)
-    a, n_active = joint_factor(jnp.asarray(qk_std * qk_cov, dt), block)
+    draw_weights = _head_weights_sampler(qk_cov, key_mask, qk_std, mechanism, dt)
     bv, _ = sym_factor(jnp.asarray(v_cov, dt).transpose(0, 2, 1, 3).reshape(n * l, n * l))
-    mask = None if key_mask is None else key_mask[:, None, :]
     n_chunks = -(-n_samples // s_chunk)
 
     def chunk(c: Array) -> Array:
         kc = jax.random.fold_in(key, c)
         k_g, k_v, k_b = jax.random.split(kc, 3)
-        g = joint_logits(a, n_active, k_g, s_chunk * n_heads, block)
-        g = g.reshape(s_chunk, n_heads, n, l, l)
-        att = attention_weights(g, mask, mechanism)
+        att = draw_weights(k_g, s_chunk * n_heads).reshape(s_chunk, n_heads, n, l, l)
         xi = jax.random.normal(k_v, (s_chunk, n_heads, n * l), dt)
         u = (xi @ bv.T).reshape(s_chunk, n_heads, n, l)
         out = jnp.einsum("shiac,shic->sia", att, u) * (ov_std / math.sqrt(n_heads))
@@ -119,3 +120,50 @@ def _finite_head_jit(
 
     out = lax.map(chunk, jnp.arange(n_chunks))
     return out.reshape(n_chunks * s_chunk, n, l)[:n_samples]
+
+
+def _head_weights_sampler(qk_cov: Array, key_mask: Array | None, qk_std: float, mechanism: str, dt):
+    """``draw(key, n_draws) -> (n_draws, N, L, L)``: attention weights ``zeta(G)`` of
+    ``n_draws`` independent heads whose logits are drawn jointly over the batch."""
+    n, _, l, _ = qk_cov.shape
+    block = min(16, n * l)
+    a, n_active = joint_factor(jnp.asarray(qk_std * qk_cov, dt), block)
+    mask = None if key_mask is None else key_mask[:, None, :]
+
+    def draw(key: Array, n_draws: int) -> Array:
+        return attention_weights(joint_logits(a, n_active, key, n_draws, block), mask, mechanism)
+
+    return draw
+
+
+def finite_head_covariance(
+    qk_cov: Array,
+    v_cov: Array,
+    key: Array,
+    *,
+    n_heads: int,
+    mechanism: str,
+    qk_std: float,
+    ov_std: float,
+    b_std: float,
+    key_mask: Array | None = None,
+) -> Array:
+    """Covariance of one output channel given ``n_heads`` drawn heads: ``(N, N, L, L)``.
+
+    ``ov_std^2 / H sum_h zeta(G_h(x)) V(x, x') zeta(G_h(x'))^T + b_std^2`` with the
+    logits ``G_h`` drawn jointly over the batch from ``qk_cov`` (``S``, ``(N, N, L,
+    L)``); ``v_cov``: ``V`` (same shape); ``key_mask``: ``(N, L)``, ``True`` at
+    padding keys (they get no weight), or ``None``. Traceable (``jit``/``vmap``).
+
+    Example:
+        >>> s = jnp.eye(2)[None, None]
+        >>> c = finite_head_covariance(s, s, jax.random.key(0), n_heads=2,
+        ...     mechanism="SOFTMAX", qk_std=1.0, ov_std=1.0, b_std=0.0)
+        >>> c.shape, bool(jnp.allclose(c, c.transpose(1, 0, 3, 2)))
+        ((1, 1, 2, 2), True)
+    """
+    dt = jnp.result_type(qk_cov.dtype, jnp.float32)
+    draw_weights = _head_weights_sampler(qk_cov, key_mask, qk_std, mechanism, dt)
+    att = draw_weights(key, n_heads)  # (H, N, L, L)
+    cov = jnp.einsum("hiac,ijcd,hjbd->ijab", att, jnp.asarray(v_cov, dt), att) / n_heads
+    return ov_std**2 * cov + b_std**2

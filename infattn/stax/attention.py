@@ -240,6 +240,8 @@ def GlobalSelfAttention(
         With replicates: replicate ``r`` from input replicate ``r`` with its own
         independent draws (``mc_samples // R`` of them, seed ``(mc_seed, r)``).
         """
+        if k.law_key is not None:  # one draw of the finite-head law: no replicates
+            return _kernel(strip(k), mc_samples, mc_seed, 0)[0]
         rep = k.replicates
         main, reps = _kernel(strip(k), mc_samples, mc_seed, 0 if rep is not None else N_REPLICATES)
         if rep is not None:
@@ -312,6 +314,10 @@ def GlobalSelfAttention(
             out = _linear_kernel(s, v, m1, m2, k.cov2 is None)
         elif mechanism == "IDENTITY":
             out = _identity_kernel(s, v)
+        elif k.law_key is not None:
+            use, rest = jax.random.split(k.law_key)
+            out = _finite_head_kernel(s, v, m1, jax.random.fold_in(use, mc_seed))
+            k = k.replace(law_key=rest)
         else:
             out = _monte_carlo_kernel(s, v, m1, m2, n_samples, seed, n_replicates)
         reps = out.pop("replicates", [])
@@ -368,6 +374,24 @@ def GlobalSelfAttention(
             inner = cross * s["nngp"] + dot(s["nngp"], v["nngp"]) * (s["ntk"] + 4 * s["nngp"])
             out["ntk"] = affine(inner, std, b_std)
         return out
+
+    def _finite_head_kernel(s, v, m1, key):
+        """One draw of the finite-head law: the covariance given ``n_heads`` drawn heads."""
+        if s["cov2"] is not None:
+            raise ValueError("law_key: the finite-head law is drawn for x2=None only")
+        nngp = logits.finite_head_covariance(
+            s["nngp"],
+            v["nngp"],
+            key,
+            n_heads=n_heads,
+            mechanism=mechanism,
+            qk_std=qk_std,
+            ov_std=ov_std,
+            b_std=0.0 if b_std is None else b_std,
+            key_mask=m1,
+        )
+        cov1 = jnp.diagonal(nngp, axis1=0, axis2=1).transpose(2, 0, 1)
+        return {"nngp": nngp, "ntk": None, "cov1": cov1, "cov2": None}
 
     def _monte_carlo_kernel(s, v, m1, m2, n_samples, seed, n_replicates):
         est = logits.standard_attention_mc(

@@ -132,7 +132,10 @@ def FanOut(num: int) -> Layer:
         return [x] * num, [mask] * num
 
     def kernel(k):
-        return [k] * num
+        if k.law_key is None:
+            return [k] * num
+        # finite-head law: each branch draws its own heads (see Kernel.law_key)
+        return [k.replace(law_key=jax.random.fold_in(k.law_key, i)) for i in range(num)]
 
     return make_layer(init, apply, kernel, "FanOut", handles_replicates=True)
 
