@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from infattn import logits
 from infattn.kernel import N_REPLICATES, Kernel
+from infattn.linalg import zip_square
 from infattn.stax import layout, positional, taps
 from infattn.stax.layer import make_layer
 from infattn.stax.linear import affine
@@ -56,14 +57,7 @@ def to_positions(m: Array | None, batch_ndim: int) -> Array | None:
 
 def from_positions(m: Array | None, batch_ndim: int, spatial: tuple[int, ...]) -> Array | None:
     """``(*B, P, P)`` -> interleaved ``(*B, s1, s1, s2, s2)``."""
-    if m is None:
-        return None
-    m = m.reshape(m.shape[:batch_ndim] + spatial + spatial)
-    n = len(spatial)
-    order = list(range(batch_ndim))
-    for d in range(n):
-        order += [batch_ndim + d, batch_ndim + n + d]
-    return jnp.transpose(m, order)
+    return None if m is None else zip_square(m, spatial, lead=batch_ndim)
 
 
 def heads_first(y: Array) -> Array:
