@@ -45,3 +45,11 @@ def test_a_taken_port_is_replaced_by_a_free_one():
         taken = s.getsockname()[1]
         assert lab.free_port(taken) != taken
     assert Path(lab.server_command(True, Path("nb"), 1, "t")[0][3]).name == "app.ipynb"
+
+
+def test_lab_allows_root_only_when_asked():
+    plain, _ = lab.server_command(False, Path("nb"), 1, "t")
+    root, _ = lab.server_command(False, Path("nb"), 1, "t", allow_root=True)
+    assert "--ServerApp.allow_root=True" not in plain
+    assert "--ServerApp.allow_root=True" in root
+    assert "--ServerApp.ip=127.0.0.1" in root

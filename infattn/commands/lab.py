@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import importlib.util
+import os
 import secrets
 import socket
 import subprocess
@@ -91,8 +92,14 @@ def free_port(preferred: int) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def server_command(app: bool, folder: Path, port: int, token: str) -> tuple[list[str], str]:
+def server_command(
+    app: bool, folder: Path, port: int, token: str, allow_root: bool = False
+) -> tuple[list[str], str]:
     """The command line that starts the server and the URL to open.
+
+    ``allow_root``: JupyterLab refuses to start as root unless told to; containers
+    and cloud machines often run as root (the server still binds to 127.0.0.1 with
+    a token).
 
     Example:
       >>> cmd, url = server_command(False, Path("nb"), 8890, "abc")
@@ -111,7 +118,13 @@ def server_command(app: bool, folder: Path, port: int, token: str) -> tuple[list
         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={folder}",
     ]  # fmt: skip
+    if allow_root:
+        cmd.append("--ServerApp.allow_root=True")
     return cmd, f"http://127.0.0.1:{port}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     port = free_port(args.port)
     token = args.token or secrets.token_hex(16)
-    cmd, url = server_command(args.app, folder, port, token)
+    cmd, url = server_command(args.app, folder, port, token, allow_root=_is_root())
     what = "the explorer (Voila)" if args.app else f"JupyterLab on {folder}"
     print(f"Starting {what}. Open:\n\n    {url}\n", flush=True)
     print(f"From another machine: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then the URL.\n")
