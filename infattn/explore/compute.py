@@ -102,17 +102,63 @@ def normal_init(init_fn: Any) -> Any:
     return init
 
 
+PADDED_SHAPE = (16, 32)
+"""Inputs ``(N, L)`` up to this size are padded to it for closed-form kernels."""
+
+
+def padded(x: np.ndarray, shape: tuple[int, int] = PADDED_SHAPE) -> tuple[np.ndarray, float]:
+    """``x`` ``(N, L, C)`` padded to ``shape`` with a masked sentinel; ``(x_pad, sentinel)``.
+
+    Extra examples and trailing positions hold ``sentinel`` (a power of two above
+    every ``|x|``) in every channel, so ``kernel_fn(..., mask_constant=sentinel)``
+    masks them and the kernel of the real inputs is unchanged (examples never mix
+    in a closed-form kernel; padded keys get no attention weight and pooling skips
+    them). Sizes beyond ``shape`` are kept. One input shape for every ``(N, L)`` of
+    the panels means JAX's per-operation compilations are reused when a control
+    changes them.
+
+    Example:
+      >>> xp, sentinel = padded(np.ones((3, 5, 4), np.float32))
+      >>> xp.shape, sentinel, bool((xp[3:] == sentinel).all())
+      ((16, 32, 4), 4.0, True)
+    """
+    n, length = x.shape[:2]
+    target = (max(n, shape[0]), max(length, shape[1]))
+    sentinel = 2.0 ** (math.floor(math.log2(float(np.abs(x).max(initial=0.0)) + 1.0)) + 1)
+    out = np.full((*target, *x.shape[2:]), sentinel, x.dtype)
+    out[:n, :length] = x
+    return out, sentinel
+
+
 def analytic_kernels(cfg: Config, x: np.ndarray) -> dict[str, tuple[np.ndarray, Any]]:
     """``{kind: (kernel, se or None)}`` of ``cfg``'s model on ``x``, ``(N, N)`` each.
 
     The standard error is the kernel's ``<kind>_se`` (Monte Carlo standard-scaling
-    attention), ``None`` for closed-form models.
+    attention), ``None`` for closed-form models. Closed-form models compute on
+    :func:`padded` inputs (the same kernel, compiled operations reused across
+    input sizes); Monte Carlo ones on ``x`` itself (their cost grows with the size).
+
+    Example:
+      >>> cfg = Config(n_inputs=3, seq_len=5)
+      >>> k = analytic_kernels(cfg, make_inputs(cfg))
+      >>> k["ntk"][0].shape, k["ntk"][1]
+      ((3, 3), None)
     """
-    k = model(cfg)[2](x, None, (*KINDS, *(f"{kind}_se" for kind in KINDS)))
+    kinds = (*KINDS, *(f"{kind}_se" for kind in KINDS))
+    kernel_fn = model(cfg)[2]
+    n = x.shape[0]
+    if cfg.scaling == "1/sqrt(d)":
+        k = kernel_fn(x, None, kinds)
+    else:
+        xp, sentinel = padded(x)
+        k = kernel_fn(xp, None, kinds, mask_constant=sentinel)
     out = {}
     for kind in KINDS:
         se = getattr(k, f"{kind}_se", None)
-        out[kind] = (np.asarray(getattr(k, kind)), None if se is None else np.asarray(se))
+        out[kind] = (
+            np.asarray(getattr(k, kind))[:n, :n],
+            None if se is None else np.asarray(se)[:n, :n],
+        )
     return out
 
 

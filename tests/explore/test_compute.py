@@ -80,3 +80,34 @@ def test_standard_scaling_kernels_carry_their_standard_errors():
         assert se is not None and se.shape == mean.shape
         assert 0 < se.max() < 0.05 * np.abs(mean).max()
     assert next(compute.kernel_views(TINY)).analytic["nngp"][1] is None
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        Config(n_inputs=3, seq_len=5),
+        Config(n_inputs=2, seq_len=7, pos_emb="CONCAT", depth=2, residual=False),
+        Config(n_inputs=4, seq_len=3, layernorm=False, val_pos_emb=True, decay="exponential"),
+        Config(n_inputs=3, seq_len=4, scaling="1/d untied", nonlinearity="gelu"),
+        Config(n_inputs=3, inputs="digits rows", dtype="float64"),
+    ],
+    ids=["default", "concat-deep", "no-ln-val-pos", "untied", "digits-f64"],
+)
+def test_padded_analytic_kernels_equal_the_kernels_of_the_inputs_themselves(cfg):
+    x = make_inputs(cfg)
+    xp, sentinel = compute.padded(x)
+    assert xp.shape[:2] == compute.PADDED_SHAPE and np.all(np.abs(x) < sentinel)
+    got = compute.analytic_kernels(cfg, x)
+    with compute.precision(cfg):
+        want = build_model(cfg)[2](x, None, ("nngp", "ntk"))
+    tol = 1e-9 if cfg.dtype == "float64" else 5e-5  # summation order differs
+    for kind in ("nngp", "ntk"):
+        ref = np.asarray(getattr(want, kind))
+        assert got[kind][0].shape == ref.shape == (len(x), len(x))
+        np.testing.assert_allclose(got[kind][0], ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_padding_keeps_inputs_larger_than_the_panel_shape():
+    x = np.zeros((20, 40, 2), np.float32)
+    xp, _ = compute.padded(x)
+    assert xp.shape == (20, 40, 2)
