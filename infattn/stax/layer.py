@@ -312,10 +312,22 @@ def inputs_to_kernel(
         shape1=tuple(x1.shape),
         shape2=tuple((x1 if x2 is None else x2).shape),
         is_gaussian=False,
-        x1_is_x2=x2 is None,
+        x1_is_x2=_same_inputs(x1, x2),
         batch_axis=0 if axes is None else axes[0],
         channel_axis=x1.ndim - 1 if axes is None else axes[1],
     )
+
+
+def _same_inputs(x1: Array, x2: Array | None) -> bool:
+    """``x2`` is ``None`` or, concretely, equals ``x1`` (neural-tangents' ``x1_is_x2``).
+
+    Traced inputs compare as different (the flag is static).
+    """
+    if x2 is None:
+        return True
+    if x1.shape != x2.shape or isinstance(x1, jax.core.Tracer) or isinstance(x2, jax.core.Tracer):
+        return False
+    return bool(jnp.all(jnp.abs(x1 - x2) < 1e-12))
 
 
 def _as_input(x: Any, name: str) -> Array:
