@@ -1031,7 +1031,7 @@ def dropout_fan_in_archs() -> list[Arch]:
                 conv_pair,
                 L("FanInConcat", axis=-2),
                 L("FanOut", 2),
-                conv_pair,
+                L("parallel", L("Conv", 3, (2, 2), padding="SAME"), L("Conv", 3, (2, 1))),
                 L("FanInConcat", axis=1),
                 L("Relu"),
                 L("Flatten"),
@@ -1044,7 +1044,7 @@ def dropout_fan_in_archs() -> list[Arch]:
             serial(
                 _nchw_conv(3),
                 L("FanOut", 2),
-                L("parallel", _nchw_conv(2), _nchw_conv(4, W_std=1.5)),
+                L("parallel", _nchw_conv(3), _nchw_conv(3, W_std=1.5, b_std=0.2)),
                 L("FanInConcat", axis=3),
                 L("Relu"),
                 _nchw_conv(2),
@@ -1071,7 +1071,17 @@ def dropout_fan_in_archs() -> list[Arch]:
         ),
         Arch(
             "fanin_prod_img",
-            serial(L("FanOut", 2), conv_pair, L("FanInProd"), L("Relu"), L("GlobalAvgPool")),
+            serial(
+                L("FanOut", 2),
+                L(
+                    "parallel",
+                    L("Conv", 3, (2, 2), padding="SAME"),
+                    L("Conv", 3, (1, 3), padding="SAME"),
+                ),
+                L("FanInProd"),
+                L("Conv", 2, (2, 2)),
+                L("GlobalAvgPool"),
+            ),
             **_img(),
             mask_constant=-2.5,
         ),
