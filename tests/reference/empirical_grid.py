@@ -19,6 +19,7 @@ from tests.reference.grid import L, serial
 
 N1, N2, LENGTH, CHANNELS, WIDTH, OUT = 4, 2, 3, 3, 5, 2
 BATCHED_NET = serial(L("Dense", 4, b_std=0.1), L("Relu"), L("Dropout", 0.6), L("Dense", 2))
+CONV_NET = serial(L("Conv", 4, (2,), padding="SAME"), L("Erf"), L("Conv", 2, (3,), padding="SAME"))
 
 
 def mlp(params: dict, x: Any, **kwargs: Any) -> Any:
@@ -56,7 +57,7 @@ class EmpiricalCase:
         return (
             f"{self.fn.__name__} trace={self.trace_axes} diag={self.diagonal_axes} "
             f"impl={self.implementation} vmap={self.vmap_axes} x2={self.with_x2} "
-            f"net={BATCHED_NET.describe()} seed={self.seed}"
+            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} seed={self.seed}"
         )
 
     def data(self) -> dict[str, Any]:
@@ -114,7 +115,25 @@ def evaluate(case: EmpiricalCase, lib: Any) -> dict[str, np.ndarray]:
         _, _, analytic = BATCHED_NET.build(lib.stax)
         batched = lib.batch(analytic, 2)(x1, x2, ("nngp", "ntk"))
         out["batch_nngp"], out["batch_ntk"] = batched.nngp, batched.ntk
+        out |= _diagonal_layouts(lib, x1, x2)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _diagonal_layouts(lib: Any, x1: Any, x2: Any) -> dict[str, Any]:
+    """``kernel_fn(..., diagonal_batch=False)`` and ``diagonal_spatial=True`` outputs."""
+    fields = ("nngp", "ntk", "cov1", "cov2")
+    out = {}
+    for name, net in (("dense", BATCHED_NET), ("conv", CONV_NET)):
+        _, _, kernel_fn = net.build(lib.stax)
+        for tag, kw in (
+            ("full_batch", {"diagonal_batch": False}),
+            ("diag_spatial", {"diagonal_spatial": True}),
+        ):
+            k = kernel_fn(x1, x2, fields, **kw)
+            for f in fields:
+                if getattr(k, f) is not None:
+                    out[f"{tag}_{name}_{f}"] = getattr(k, f)
+    return out
 
 
 def get_case(name: str) -> EmpiricalCase:
