@@ -7,7 +7,7 @@ written with these layers runs unchanged. Each constructor returns
 
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
-from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, serial
+from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
 from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
     ABRelu,
@@ -66,5 +66,6 @@ __all__ = [
     "Sin",
     "SumPool",
     "parallel",
+    "repeat",
     "serial",
 ]

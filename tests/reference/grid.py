@@ -979,11 +979,17 @@ def _nchw_conv(width: int, **kwargs: Any) -> Layer:
 
 
 def dropout_fan_in_archs() -> list[Arch]:
-    """Dropout in both modes; FanInConcat along channels and spatial axes; FanInProd."""
+    """Dropout in both modes; FanInConcat along channels and spatial axes; FanInProd; repeat."""
     pair = L("parallel", L("Dense", 3, W_std=1.5), serial(L("Relu"), L("Dense", 5, b_std=0.2)))
     gaussian_pair = L("parallel", L("Dense", 3), L("Dense", 3, W_std=2.0, b_std=0.3))
     conv_pair = L("parallel", L("Conv", 3, (2, 2), padding="SAME"), L("Conv", 3, (1, 2)))
+    block = serial(L("Dense", 4, b_std=0.1), L("Relu"))
     return [
+        Arch(
+            "repeat_dense_relu",
+            serial(L("Dense", 4), L("repeat", block, 3), L("Dense", 2)),
+            **_seq(4, 3),
+        ),
         Arch(
             "dropout_train",
             serial(L("Dense", 5, b_std=0.1), L("Relu"), L("Dropout", 0.7), L("Dense", 3)),

@@ -130,3 +130,15 @@ def test_fan_in_errors():
         stax.Dropout(0.0)
     with pytest.raises(ValueError, match="mode"):
         stax.Dropout(0.5, mode="eval")
+
+
+def test_repeat_apply_uses_each_repetitions_parameters():
+    block = stax.serial(stax.Dense(3, b_std=0.1), stax.Relu())
+    init_fn, apply_fn, _ = stax.repeat(block, 3)
+    _, params = init_fn(jax.random.PRNGKey(0), X.shape)
+    y = X
+    for i in range(3):
+        y = block[1](jax.tree_util.tree_map(lambda p, i=i: p[i], params), y)
+    np.testing.assert_allclose(apply_fn(params, X), y, rtol=1e-6)
+    with pytest.raises(ValueError, match="keeps the shape"):
+        stax.repeat(stax.Dense(5), 2)[0](jax.random.PRNGKey(0), X.shape)
