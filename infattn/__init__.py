@@ -10,14 +10,36 @@ import importlib
 from typing import Any
 
 from infattn import predict, stax
-from infattn.empirical import monte_carlo_kernel_fn
+from infattn.batching import batch
+from infattn.empirical import NtkImplementation, monte_carlo_kernel_fn
+from infattn.empirical.single import (
+    empirical_kernel_fn,
+    empirical_nngp_fn,
+    empirical_ntk_fn,
+    linearize,
+    taylor_expand,
+)
 from infattn.kernel import Kernel
 
 __version__ = "0.1.0"
 
 _LAZY = ("diagnostics", "limits", "logits")
 
-__all__ = ["Kernel", "__version__", "monte_carlo_kernel_fn", "predict", "stax", *_LAZY]
+__all__ = [
+    "Kernel",
+    "NtkImplementation",
+    "__version__",
+    "batch",
+    "empirical_kernel_fn",
+    "empirical_nngp_fn",
+    "empirical_ntk_fn",
+    "linearize",
+    "monte_carlo_kernel_fn",
+    "predict",
+    "stax",
+    "taylor_expand",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -256,6 +256,31 @@ def one_draw(
     kw1, kw2 = split_kwargs(kw, x2 is not None)
     kw1 = with_rng(net, kw1, apply_key)
     kw2 = with_rng(net, kw2, jax.random.fold_in(apply_key, 1))
+    return kernels_at(net, cfg, strategy, params, x1, x2, kw1, kw2, get)
+
+
+def kernels_at(
+    net: Network,
+    cfg: Config,
+    strategy: Strategy,
+    params: Any,
+    x1: Array,
+    x2: Array | None,
+    kw1: dict,
+    kw2: dict,
+    get: tuple[str, ...],
+) -> dict[str, Array]:
+    """The kernels ``get`` of the network at ``params``, ``apply_fn`` keywords ``kw1``/``kw2``.
+
+    Example:
+        >>> from infattn import stax
+        >>> init_fn, apply_fn, _ = stax.Dense(2)
+        >>> _, params = init_fn(jax.random.PRNGKey(0), (3, 4))
+        >>> k = kernels_at(Network(init_fn, apply_fn), Config(), Strategy.JACOBIANS, params,
+        ...                jnp.ones((3, 4)), None, {}, {}, ("ntk",))
+        >>> k["ntk"].shape
+        (3, 3)
+    """
 
     def f(p: Any, x: Array, k: dict) -> Array:
         return output(net, p, x, k)

@@ -6,7 +6,9 @@ written with these layers runs unchanged. Each constructor returns
 """
 
 from infattn.stax.attention import GlobalSelfAttention
-from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, serial
+from infattn.stax.branching import FanInConcat, FanInProd
+from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
+from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
     ABRelu,
     Abs,
@@ -32,11 +34,14 @@ __all__ = [
     "Conv",
     "Cos",
     "Dense",
+    "Dropout",
     "Elementwise",
     "ElementwiseNumerical",
     "Erf",
     "Exp",
     "ExpNormalized",
+    "FanInConcat",
+    "FanInProd",
     "FanInSum",
     "FanOut",
     "Flatten",
@@ -61,5 +66,6 @@ __all__ = [
     "Sin",
     "SumPool",
     "parallel",
+    "repeat",
     "serial",
 ]

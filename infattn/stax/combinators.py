@@ -68,6 +68,66 @@ def serial(*layers: Layer) -> Layer:
     )
 
 
+def repeat(layer: Layer, n: int) -> Layer:
+    """``layer`` composed ``n`` times in a compiled loop (``serial(*[layer] * n)``, one compile).
+
+    Each repetition has its own parameters (stacked on a leading axis ``n``); the
+    layer must keep its input's shape, and its kernel its metadata, after the first
+    application. ``apply_fn(..., rng=key)`` gives repetition ``i`` the key
+    ``fold_in(key, i)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from infattn import stax
+        >>> block = stax.serial(stax.Dense(3), stax.Relu())
+        >>> x = np.ones((2, 3))
+        >>> bool(np.allclose(repeat(block, 3)[2](x, get="nngp"),
+        ...                  stax.serial(block, block, block)[2](x, get="nngp")))
+        True
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected a non-negative integer, got {n!r}")
+    part = parts_of(layer)
+
+    def init(rng, input_shape):
+        out_shape, _ = part.init(rng, input_shape)
+        if tuple(out_shape) != tuple(input_shape):
+            raise ValueError(
+                f"layer: repeat needs a layer that keeps the shape {tuple(input_shape)}, it "
+                f"gives {tuple(out_shape)}; use serial(*[layer] * n)"
+            )
+        keys = jax.random.split(rng, n)
+        return input_shape, jax.vmap(lambda key: part.init(key, input_shape)[1])(keys)
+
+    def apply(params, x, mask, **kwargs):
+        rng = kwargs.pop("rng", None)
+
+        def step(carry, inputs):
+            param, i = inputs
+            key = None if rng is None else jax.random.fold_in(rng, i)
+            return part.apply(param, *carry, rng=key, **kwargs), None
+
+        (x, mask), _ = jax.lax.scan(step, (x, mask), (params, jnp.arange(n)))
+        return x, mask
+
+    def kernel(k):
+        if n == 0:
+            return k
+        k = part.kernel(k)
+        k, _ = jax.lax.scan(lambda c, _: (part.kernel(c), None), k, None, length=n - 1)
+        return k
+
+    return make_layer(
+        init,
+        apply,
+        kernel,
+        f"repeat({n})",
+        part.pairwise,
+        handles_replicates=True,
+        input_boundary=part.boundary,
+    )
+
+
 def parallel(*layers: Layer) -> Layer:
     """One layer per branch: a list of inputs maps to a list of outputs.
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from infattn.kernel import Kernel
 from infattn.stax import layout, tiling
+from infattn.stax.diagonal import keep_diagonals
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
 
@@ -121,7 +122,35 @@ def make_layer(
         get: str | tuple[str, ...] | None = None,
         *,
         mask_constant: float | None = None,
+        diagonal_batch: bool | None = None,
+        diagonal_spatial: bool | None = None,
     ):
+        full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
+        if not (full_batch or _check_flag(diagonal_spatial, "diagonal_spatial")):
+            return kernel_of(x1, x2, get, mask_constant=mask_constant)
+        if isinstance(x1, Kernel | list | tuple):
+            raise NotImplementedError(
+                "diagonal_batch/diagonal_spatial: supported for a single array x1 (and x2), "
+                f"got {type(x1).__name__}"
+            )
+        names = None if get is None else canonical_get(get, KERNEL_FIELDS)
+        k = kernel_of(x1, x2, None, mask_constant=mask_constant)
+        ks = k if isinstance(k, list) else [k]
+        covs = [None] * len(ks)
+        if full_batch:
+            nngps = [ki.nngp for ki in ks]
+            if x2 is not None:
+                nngps = _as_list(kernel_of(x1, None, "nngp", mask_constant=mask_constant))
+            cov2s = [None] * len(ks)
+            if x2 is not None:
+                cov2s = _as_list(kernel_of(x2, None, "nngp", mask_constant=mask_constant))
+            covs = list(zip(nngps, cov2s, strict=True))
+        kept = [
+            keep_diagonals(ki, c, bool(diagonal_spatial)) for ki, c in zip(ks, covs, strict=True)
+        ]
+        return _select(kept if isinstance(k, list) else kept[0], names)
+
+    def kernel_of(x1, x2=None, get=None, *, mask_constant=None):
         names = None if get is None else canonical_get(get, KERNEL_FIELDS)
         compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
@@ -212,6 +241,16 @@ def _select(k: Any, names: tuple[bool, tuple[str, ...]] | None) -> Any:
     if single:
         return getattr(k, fields[0])
     return _returned_tuple(fields)(*(getattr(k, n) for n in fields))
+
+
+def _as_list(x: Any) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def _check_flag(value: Any, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{name}: expected True, False or None, got {value!r}")
+    return value
 
 
 def _all_none(x: Any) -> bool:
@@ -312,10 +351,22 @@ def inputs_to_kernel(
         shape1=tuple(x1.shape),
         shape2=tuple((x1 if x2 is None else x2).shape),
         is_gaussian=False,
-        x1_is_x2=x2 is None,
+        x1_is_x2=_same_inputs(x1, x2),
         batch_axis=0 if axes is None else axes[0],
         channel_axis=x1.ndim - 1 if axes is None else axes[1],
     )
+
+
+def _same_inputs(x1: Array, x2: Array | None) -> bool:
+    """``x2`` is ``None`` or, concretely, equals ``x1`` (neural-tangents' ``x1_is_x2``).
+
+    Traced inputs compare as different (the flag is static).
+    """
+    if x2 is None:
+        return True
+    if x1.shape != x2.shape or isinstance(x1, jax.core.Tracer) or isinstance(x2, jax.core.Tracer):
+        return False
+    return bool(jnp.all(jnp.abs(x1 - x2) < 1e-12))
 
 
 def _as_input(x: Any, name: str) -> Array:

@@ -969,6 +969,131 @@ def transformer_archs() -> list[Arch]:
     ]
 
 
+# ----------------------------------------------------------------- dropout, fan-in (issue 9)
+
+
+def _nchw_conv(width: int, **kwargs: Any) -> Layer:
+    return L(
+        "Conv", width, (2, 2), padding="SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"), **kwargs
+    )
+
+
+def dropout_fan_in_archs() -> list[Arch]:
+    """Dropout in both modes; FanInConcat along channels and spatial axes; FanInProd; repeat."""
+    pair = L("parallel", L("Dense", 3, W_std=1.5), serial(L("Relu"), L("Dense", 5, b_std=0.2)))
+    gaussian_pair = L("parallel", L("Dense", 3), L("Dense", 3, W_std=2.0, b_std=0.3))
+    conv_pair = L("parallel", L("Conv", 3, (2, 2), padding="SAME"), L("Conv", 3, (1, 2)))
+    block = serial(L("Dense", 4, b_std=0.1), L("Relu"))
+    return [
+        Arch(
+            "repeat_dense_relu",
+            serial(L("Dense", 4), L("repeat", block, 3), L("Dense", 2)),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "dropout_train",
+            serial(L("Dense", 5, b_std=0.1), L("Relu"), L("Dropout", 0.7), L("Dense", 3)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "dropout_test",
+            serial(L("Dense", 4), L("Dropout", 0.5, mode="test"), L("Relu"), L("Dense", 2)),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "dropout_img_pool",
+            serial(
+                L("Conv", 4, (2, 2), padding="SAME"),
+                L("Erf"),
+                L("Dropout", 0.6),
+                L("Conv", 3, (2, 2), b_std=0.1),
+                L("Dropout", 0.9),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "concat_channels",
+            serial(L("Dense", 4), L("FanOut", 2), pair, L("FanInConcat"), L("Dense", 2)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "concat_seq_axis",
+            serial(
+                L("Dense", 4),
+                L("FanOut", 2),
+                gaussian_pair,
+                L("FanInConcat", axis=1),
+                L("Relu"),
+                L("Conv", 2, (3,), padding="SAME"),
+            ),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "concat_img_axes",
+            serial(
+                L("FanOut", 2),
+                conv_pair,
+                L("FanInConcat", axis=-2),
+                L("FanOut", 2),
+                L("parallel", L("Conv", 3, (2, 2), padding="SAME"), L("Conv", 3, (2, 1))),
+                L("FanInConcat", axis=1),
+                L("Relu"),
+                L("Flatten"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "concat_nchw_width",
+            serial(
+                _nchw_conv(3),
+                L("FanOut", 2),
+                L("parallel", _nchw_conv(3), _nchw_conv(3, W_std=1.5, b_std=0.2)),
+                L("FanInConcat", axis=3),
+                L("Relu"),
+                _nchw_conv(2),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12"),
+        ),
+        Arch(
+            "fanin_prod",
+            serial(
+                L("Dense", 4),
+                L("FanOut", 3),
+                L(
+                    "parallel",
+                    L("Dense", 3),
+                    serial(L("Relu"), L("Dense", 3)),
+                    L("Dense", 3, b_std=0.2),
+                ),
+                L("FanInProd"),
+                L("Dense", 2),
+            ),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "fanin_prod_img",
+            serial(
+                L("FanOut", 2),
+                L(
+                    "parallel",
+                    L("Conv", 3, (2, 2), padding="SAME"),
+                    L("Conv", 3, (1, 3), padding="SAME"),
+                ),
+                L("FanInProd"),
+                L("Conv", 2, (2, 2)),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
 def architectures() -> list[Arch]:
     """All architectures of the parity grid."""
     return [
@@ -986,6 +1111,7 @@ def architectures() -> list[Arch]:
         *attention_seq_archs(),
         *attention_img_archs(),
         *transformer_archs(),
+        *dropout_fan_in_archs(),
     ]
 
 

@@ -144,8 +144,8 @@ def test_combinator_rejects_foreign_layers():
 
 def test_unknown_kernel_fn_keyword():
     _, _, kernel_fn = stax.Dense(3)
-    with pytest.raises(TypeError, match="diagonal_spatial"):
-        kernel_fn(X, None, "nngp", diagonal_spatial=True)
+    with pytest.raises(TypeError, match="diagonal_spacial"):
+        kernel_fn(X, None, "nngp", diagonal_spacial=True)
 
 
 def test_complex_list_and_integer_key_inputs_are_refused_alike():

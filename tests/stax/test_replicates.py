@@ -168,6 +168,7 @@ LAYERS = {
     "LayerNorm": (stax.LayerNorm(), X),
     "LayerNorm-spatial": (stax.LayerNorm(axis=(1, 2)), X),
     "GlobalAvgPool": (stax.GlobalAvgPool(), X),
+    "Dropout": (stax.Dropout(0.7), X),
     "Flatten": (stax.Flatten(), IMAGES),
     "attention-1/d": (stax.GlobalSelfAttention(3, 3, 3, 2, linear_scaling=True), X),
     "residual": (
