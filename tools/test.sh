@@ -10,6 +10,7 @@ export INFATTN_REF_DIR=${INFATTN_REF_DIR:-.cache/reference}
 echo "== regenerating reference kernels with neural-tangents 0.6.5"
 "$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR"
 "$REF_ENV/bin/python" tools/reference/dump_predict.py "$INFATTN_REF_DIR"
+"$REF_ENV/bin/python" tools/reference/dump_empirical.py "$INFATTN_REF_DIR"
 echo "== ruff"
 .venv/bin/ruff check infattn tests tools benchmarks
 .venv/bin/ruff format --check infattn tests tools benchmarks
