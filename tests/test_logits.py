@@ -372,75 +372,6 @@ def test_variance_reduction_reduces_variance(mech, mean_ratio):
 
 
 # --------------------------------------------------------------------------
-# the finite-head law
-
-
-def _finite_problem():
-    rng = np.random.default_rng(15)
-    return jnp.asarray(_kernel(rng.standard_normal((2, 3, 3))))
-
-
-def test_finite_head_variance_is_infinite_head_nngp():
-    """For every H the covariance of the finite-head law is the infinite-head
-    nngp (times ov_std^2, plus b_std^2): the heads average the same expectation."""
-    s = _finite_problem()
-    qk, ov, b = 1.5, 1.2, 0.3
-    ref = lg.standard_attention_mc(
-        triple(s), triple(s), None, None, None, None, "SOFTMAX", qk, n_samples=8192, seed=16
-    )
-    n, l = s.shape[0], s.shape[-1]
-
-    def flat(k):
-        return np.asarray(k.transpose(0, 2, 1, 3).reshape(n * l, n * l))
-
-    tgt, tgt_se = flat(ov**2 * ref.nngp + b**2), flat(ov**2 * ref.nngp_se)
-    for h in (1, 8):
-        f = np.asarray(
-            lg.sample_finite_head_law(
-                s,
-                s,
-                n_heads=h,
-                mechanism="SOFTMAX",
-                qk_std=qk,
-                ov_std=ov,
-                b_std=b,
-                n_samples=30000,
-                key=jax.random.key(h),
-            )
-        ).reshape(30000, -1)
-        prod = f[:, :, None] * f[:, None, :]
-        emp, emp_se = prod.mean(0), prod.std(0) / math.sqrt(f.shape[0])
-        assert_z(emp - tgt, np.hypot(emp_se, tgt_se), f"H={h}")
-
-
-@pytest.mark.slow
-def test_finite_head_kurtosis_falls_like_one_over_h():
-    """Gaussian scale mixture: excess kurtosis 3 Var(w)/E[w]^2 / H."""
-    s = _finite_problem()
-    heads = (1, 4, 16, 64)
-    kurt = []
-    for h in heads:
-        f = np.asarray(
-            lg.sample_finite_head_law(
-                s,
-                s,
-                n_heads=h,
-                mechanism="SOFTMAX",
-                qk_std=2.0,
-                ov_std=1.0,
-                b_std=0.1,
-                n_samples=60000,
-                key=jax.random.key(100 + h),
-            )
-        ).reshape(60000, -1)
-        m2, m4 = (f**2).mean(0), (f**4).mean(0)
-        kurt.append(float(np.mean(m4 / m2**2 - 3.0)))
-    assert kurt[0] > 0.5, kurt
-    slope = np.polyfit(np.log(heads), np.log(kurt), 1)[0]
-    assert abs(slope + 1.0) < 0.2, (slope, kurt)
-
-
-# --------------------------------------------------------------------------
 # API
 
 
@@ -463,18 +394,11 @@ def test_bad_arguments():
         lg.standard_attention_mc(triple(s), triple(v), s, None, None, None, "ABS", 1.0)
     with pytest.raises(ValueError, match="mechanism"):
         lg.elementwise_attention_exact(*args, "SOFTMAX", 1.0)
+    head = dict(qk_std=1.0, ov_std=1.0, b_std=0.0)
     with pytest.raises(ValueError, match="n_heads"):
-        lg.sample_finite_head_law(
-            s,
-            v,
-            n_heads=0,
-            mechanism="ABS",
-            qk_std=1.0,
-            ov_std=1.0,
-            b_std=0.0,
-            n_samples=4,
-            key=jax.random.key(0),
-        )
+        lg.finite_head_covariance(s, v, jax.random.key(0), n_heads=0, mechanism="ABS", **head)
+    with pytest.raises(ValueError, match="mechanism"):
+        lg.finite_head_covariance(s, v, jax.random.key(0), n_heads=1, mechanism="abs", **head)
 
 
 def test_deterministic_and_jittable():

@@ -31,7 +31,8 @@ concept per module:
 * :mod:`~infattn.logits.driver`: running them chunk by chunk (automatic sample
   size, progress bar, ``Ctrl-C``, sub-streams for replicates);
 * :mod:`~infattn.logits.monte_carlo`: :func:`standard_attention_mc`, the entry point;
-* :mod:`~infattn.logits.finite_heads`: the finite-head law.
+* :mod:`~infattn.logits.finite_heads`: one layer's step of the finite-head law
+  (:func:`finite_head_covariance`).
 
 All arrays are JAX arrays, positions flattened to ``L``; kernels use the
 ``(N1, N2, L, L)`` layout of :mod:`infattn.kernel`.
@@ -39,7 +40,7 @@ All arrays are JAX arrays, positions flattened to ``L``; kernels use the
 
 from infattn.logits.closed_form import elementwise_attention_exact
 from infattn.logits.driver import relative_standard_error
-from infattn.logits.finite_heads import finite_head_covariance, sample_finite_head_law
+from infattn.logits.finite_heads import finite_head_covariance
 from infattn.logits.inputs import AttentionInputs, StandardAttentionMC
 from infattn.logits.mechanisms import MECHANISMS, attention_weights, masked_softmax
 from infattn.logits.monte_carlo import (
@@ -63,6 +64,5 @@ __all__ = [
     "finite_head_covariance",
     "masked_softmax",
     "relative_standard_error",
-    "sample_finite_head_law",
     "standard_attention_mc",
 ]
