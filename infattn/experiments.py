@@ -150,7 +150,7 @@ def evaluate(
 
     Example:
       >>> from infattn.data import Dataset
-      >>> x = np.eye(2)
+      >>> x = np.eye(2, dtype=np.float32)
       >>> d = Dataset.from_labels("toy", ((x, [0, 1]), (x, [0, 1])), ("a", "b"))
       >>> k = {"nngp": x, "ntk": x}
       >>> evaluate(k, k, d)[1].test_accuracy
