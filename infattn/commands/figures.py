@@ -89,7 +89,7 @@ def write_figure(
         "seconds": round(seconds, 2),
         "numbers": jsonable(numbers),
     }
-    (out / f"{spec.name}.json").write_text(json.dumps(sidecar, indent=1, allow_nan=True) + "\n")
+    (out / f"{spec.name}.json").write_text(json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
     return sidecar
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, ClassVar
 
 import jax
@@ -62,11 +63,12 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and dataclasses as JSON types.
+    """``value`` with numpy scalars/arrays, tuples and dataclasses as JSON types
+    (non-finite floats, e.g. an unresolved slope, as ``None``).
 
     Example:
-      >>> jsonable({"a": np.float32(0.5), "b": (np.arange(2), 3)})
-      {'a': 0.5, 'b': [[0, 1], 3]}
+      >>> jsonable({"a": np.float32(0.5), "b": (np.arange(2), 3), "c": float("nan")})
+      {'a': 0.5, 'b': [[0, 1], 3], 'c': None}
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return jsonable(dataclasses.asdict(value))
@@ -77,7 +79,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray | jax.Array):
         return jsonable(np.asarray(value).tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON: an unresolved fit or estimate is null
     return value
 
 
