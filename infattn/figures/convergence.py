@@ -54,7 +54,7 @@ class ConvergenceSettings(Presets):
         "heads_width": 16,
         "collapse_widths": (8, 32, 128, 512),
         "out_width": 256,
-        "draws": 48,
+        "draws": 128,
     }
     FULL: ClassVar[dict] = {}
 
