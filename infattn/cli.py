@@ -15,7 +15,7 @@ import sys
 
 # Subcommand modules, imported lazily so `infattn --help` stays fast and optional
 # dependencies load only for the command that needs them.
-COMMANDS = ("demo", "experiment", "kernels", "lab")
+COMMANDS = ("demo", "experiment", "figures", "kernels", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

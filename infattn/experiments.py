@@ -139,6 +139,32 @@ def scores(prediction: np.ndarray, y_test: np.ndarray, labels_test: np.ndarray) 
     return Scores(accuracy, float(np.mean((prediction - y_test) ** 2)))
 
 
+def evaluate(
+    k_dd: dict[str, np.ndarray], k_td: dict[str, np.ndarray], data: Any, diag_reg: float = 1e-4
+) -> tuple[Scores, Scores]:
+    """NNGP and NTK test scores from train-train ``(n, n)`` and test-train ``(m, n)`` kernels.
+
+    ``k_dd``/``k_td``: ``{"nngp", "ntk"}`` on the first ``n`` training and ``m`` test
+    examples of ``data`` (a :class:`~infattn.data.Dataset`), so kernels computed once
+    on a large set score every smaller training set by slicing.
+
+    Example:
+      >>> from infattn.data import Dataset
+      >>> x = np.eye(2, dtype=np.float32)
+      >>> d = Dataset.from_labels("toy", ((x, [0, 1]), (x, [0, 1])), ("a", "b"))
+      >>> k = {"nngp": x, "ntk": x}
+      >>> evaluate(k, k, d)[1].test_accuracy
+      1.0
+    """
+    n, m = len(k_dd["nngp"]), len(k_td["nngp"])
+    y_train = jnp.asarray(data.y_train[:n], np.asarray(k_dd["nngp"]).dtype)
+    means = predict.gp_inference(_Kernels(**k_dd), y_train, diag_reg)(
+        ("nngp", "ntk"), _Kernels(**k_td)
+    )
+    y_test, labels = data.y_test[:m], data.labels_test[:m]
+    return scores(means.nngp, y_test, labels), scores(means.ntk, y_test, labels)
+
+
 def device_name() -> str:
     """``platform:kind`` of the default device, e.g. ``cpu:cpu`` or ``gpu:NVIDIA H100``."""
     d = jax.devices()[0]
@@ -180,15 +206,14 @@ def run(
         kernels = compute_kernels(kernel_fn, x_train, x_test, Path(store) / name, **kw)
         k_dd, k_td = kernels.load_part("train_train"), kernels.load_part("test_train")
     seconds = time.perf_counter() - start
-    posterior = predict.gp_inference(_Kernels(**k_dd), jnp.asarray(data.y_train, dtype), diag_reg)
-    means = posterior(("nngp", "ntk"), _Kernels(**k_td))
+    nngp, ntk = evaluate(k_dd, k_td, data, diag_reg)
     return Result(
         architecture=architecture,
         dataset=data.name,
         n_train=len(x_train),
         n_test=len(x_test),
-        nngp=scores(means.nngp, data.y_test, data.labels_test),
-        ntk=scores(means.ntk, data.y_test, data.labels_test),
+        nngp=nngp,
+        ntk=ntk,
         kernel_seconds=round(seconds, 3),
         device=device_name(),
         dtype=dtype,

@@ -5,7 +5,8 @@
 ``||f(x_train) - y_train||^2 / (2 n)``, ``n = y_train.size``, the loss whose
 gradient flow :func:`infattn.predict.gradient_descent_mse` predicts, and records
 train/test outputs and losses every ``record_every`` steps, so a wide network's
-training curve can be put next to the NTK's prediction.
+training curve can be put next to the NTK's prediction; :func:`ntk_comparison` does
+that for a family of widths (notebook 03 and the paper figures use it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = Any
 
@@ -101,4 +103,89 @@ def gradient_descent(
         fx_test=fx_test,
         train_loss=mse(fx_train, y_train),
         test_loss=mse(fx_test, y_test),
+    )
+
+
+class NTKComparison(NamedTuple):
+    """Finite networks' training next to the NTK's prediction (:func:`ntk_comparison`).
+
+    ``steps`` ``(T,)``; ``learning_rate``: the step size used; ``ntk_fx_test``
+    ``(T, N_test, K)`` and ``ntk_test_loss`` ``(T,)``: the infinite-width ensemble mean's
+    test outputs and loss; ``runs``: ``{width: Trajectory}`` of the finite ensembles.
+    """
+
+    steps: np.ndarray
+    learning_rate: float
+    ntk_fx_test: np.ndarray
+    ntk_test_loss: np.ndarray
+    runs: dict[int, Trajectory]
+
+    def gaps(self) -> dict[int, float]:
+        """``{width: max |ensemble mean - NTK|}`` of the test outputs over the recorded steps."""
+        return {
+            w: float(np.max(np.abs(np.asarray(r.fx_test).mean(axis=1) - self.ntk_fx_test)))
+            for w, r in self.runs.items()
+        }
+
+
+def ntk_comparison(
+    model: Callable[[int], tuple],
+    widths: tuple[int, ...],
+    key: Array,
+    x_train: Array,
+    y_train: Array,
+    x_test: Array,
+    y_test: Array,
+    *,
+    steps: int,
+    n_models: int,
+    record_every: int,
+    lr_fraction: float = 0.5,
+    progress: bool = False,
+) -> NTKComparison:
+    """Train ensembles of ``model(width)`` for each width and predict them with the NTK.
+
+    The step size is ``lr_fraction`` times :func:`infattn.predict.max_learning_rate` of
+    the NTK on ``x_train``; the NTK prediction is the mean over initialisations of the
+    infinitely wide network (:func:`infattn.predict.gradient_descent_mse_ensemble`).
+    Width ``w`` trains from ``fold_in(key, w)``. Outputs ``(N, K)``.
+
+    Example:
+      >>> from infattn import stax
+      >>> def model(w):
+      ...     return stax.serial(stax.Dense(w), stax.Relu(), stax.Dense(1))
+      >>> x, y = jnp.ones((3, 2)) * jnp.arange(3.0)[:, None], jnp.ones((3, 1))
+      >>> c = ntk_comparison(model, (8, 64), jax.random.PRNGKey(0), x, y, x, y,
+      ...                    steps=4, n_models=2, record_every=2)
+      >>> c.steps.tolist(), c.ntk_test_loss.shape, sorted(c.gaps())
+      ([0, 2, 4], (3,), [8, 64])
+    """
+    from tqdm.auto import tqdm
+
+    from infattn import predict
+
+    kernel_fn = model(max(widths))[2]
+    ntk = kernel_fn(x_train, None, "ntk")
+    lr = float(lr_fraction * predict.max_learning_rate(ntk, jnp.asarray(y_train).size))
+    runs = {}
+    for w in tqdm(widths, desc="widths", disable=not progress, leave=False):
+        init_fn, apply_fn, _ = model(w)
+        runs[w] = gradient_descent(
+            init_fn,
+            apply_fn,
+            jax.random.fold_in(key, w),
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            learning_rate=lr,
+            steps=steps,
+            n_models=n_models,
+            record_every=record_every,
+        )
+    t = runs[widths[0]].steps
+    ensemble = predict.gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate=lr)
+    fx_test = np.asarray(ensemble(x_test=x_test, get="ntk", t=t))
+    return NTKComparison(
+        np.asarray(t), lr, fx_test, np.asarray(mse(fx_test, jnp.asarray(y_test))), runs
     )

@@ -29,14 +29,19 @@ def plot_sweep(sweep: ConvergenceSweep, kind: str | None = None, axes: Any = Non
         axes = np.asarray(axes).reshape(len(kinds), 2)
         fig = axes[0, 0].figure
     for row, k in zip(axes, kinds, strict=True):
-        _sweep_panel(row[0], sweep, k, "width")
-        _sweep_panel(row[1], sweep, k, "heads")
+        sweep_panel(row[0], sweep, k, "width")
+        sweep_panel(row[1], sweep, k, "heads")
     fig.tight_layout()
     return fig
 
 
-def _sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
-    """One panel: ``rel_bias`` of kernel ``k`` against ``'width'`` or ``'heads'``."""
+def sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
+    """One panel of :func:`plot_sweep`: ``rel_bias`` of kernel ``k`` against ``'width'``
+    or ``'heads'`` (one series per value of the other), with CIs, noise level and fits.
+
+    Example (skipped by the doctest run: matplotlib is optional):
+        >>> sweep_panel(ax, sweep, "nngp", "width")  # doctest: +SKIP
+    """
     series, xs = (sweep.heads, sweep.widths) if against == "width" else (sweep.widths, sweep.heads)
     for fixed in series:
         pts = [sweep.row(k, fixed, v) if against == "width" else sweep.row(k, v, fixed) for v in xs]
