@@ -23,9 +23,8 @@ from jax import lax
 
 from infattn.logits.chunks import TEMP_ELEMENTS
 from infattn.logits.mechanisms import attention_weights, check_mechanism
-from infattn.logits.monte_carlo import check_int
 from infattn.logits.sampling import joint_factor, joint_logits, sym_factor
-from infattn.validation import check_std
+from infattn.validation import check_int, check_std
 
 Array = jax.Array
 
