@@ -11,7 +11,6 @@ experiment`` and the notebooks call it.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import os
@@ -27,8 +26,6 @@ from infattn import architectures, predict
 
 BLOCK_ENTRIES = 2**24
 """Target size ``b * b * P * P`` of the largest intermediate kernel of one block."""
-
-_Kernels = collections.namedtuple("Kernel", ("nngp", "ntk"))
 
 
 def block_size(positions: int, n: int) -> int:
@@ -180,8 +177,10 @@ def run(
         kernels = compute_kernels(kernel_fn, x_train, x_test, Path(store) / name, **kw)
         k_dd, k_td = kernels.load_part("train_train"), kernels.load_part("test_train")
     seconds = time.perf_counter() - start
-    posterior = predict.gp_inference(_Kernels(**k_dd), jnp.asarray(data.y_train, dtype), diag_reg)
-    means = posterior(("nngp", "ntk"), _Kernels(**k_td))
+    posterior = predict.gp_inference(
+        predict.KernelPair(**k_dd), jnp.asarray(data.y_train, dtype), diag_reg
+    )
+    means = posterior(("nngp", "ntk"), predict.KernelPair(**k_td))
     return Result(
         architecture=architecture,
         dataset=data.name,
