@@ -23,6 +23,17 @@ Prints
    subprocess: peak resident memory (``ru_maxrss``) and the time, for the joint scheme
    (``x2 = None``) and the pairwise scheme (``x2`` given, 128 x 128 pairs).
 
+With ``--layer`` it instead times the layer as a user meets it: ``kernel_fn`` of
+``stax.GlobalSelfAttention(C, C, C, 1, linear_scaling=False)`` (SOFTMAX) on random
+``N x L x C`` inputs, ``get=("nngp", "ntk")`` (``--skip-ntk``: the nngp alone),
+once with ``--samples`` fixed draws (default ``DEFAULT_MC_SAMPLES``) and once with
+``mc_samples="auto"`` at ``--target`` (default 1%), printing the wall time, the draws
+taken and the relative standard error reached (the driver's criterion, and the
+Kernel's ``nngp_se``/``ntk_se`` over each entry's natural scale
+``sqrt(K_aa(x, x) K_bb(x', x'))``)::
+
+    python benchmarks/standard_attention.py --layer --n 2 --length 512 --channels 8
+
 Timings on the shared 2-core CPU are noisy: compare numbers from the same run only.
 """
 
@@ -30,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import resource
 import subprocess
 import sys
@@ -141,6 +154,82 @@ def probe(mode: str, n: int, length: int, channels: int, draws: int) -> None:
     )
 
 
+def natural_se(k, field: str) -> dict:
+    """Max and median of ``k.<field>_se`` over ``sqrt(K_aa(x, x) K_bb(x', x'))``."""
+    d = np.einsum("iiaa->ia", np.asarray(getattr(k, field)))
+    scale = np.sqrt(np.abs(d[:, None, :, None] * d[None, :, None, :]))
+    rel = np.asarray(getattr(k, field + "_se")) / scale
+    return {"max": float(rel.max()), "median": float(np.median(rel))}
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def layer_run(x, mc_samples, target: float, ntk: bool) -> dict:
+    """Wall time, draws and relative SEs of one ``kernel_fn`` call of the layer."""
+    import jax
+
+    from infattn import stax
+
+    c = x.shape[-1]
+    kernel_fn = stax.GlobalSelfAttention(
+        c, c, c, 1, linear_scaling=False, mc_samples=mc_samples, mc_target_rse=target
+    )[2]
+    records = _Records()
+    logger = logging.getLogger("infattn.logits.driver")
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
+    start = time.perf_counter()
+    try:
+        get = ("nngp", "ntk", "nngp_se", "ntk_se") if ntk else ("nngp", "nngp_se")
+        k = jax.block_until_ready(kernel_fn(x, get=get))
+    finally:
+        logger.removeHandler(records)
+    wall = time.perf_counter() - start
+    return {
+        "mc_samples": mc_samples,
+        "wall_s": wall,
+        "driver": records.messages,
+        "nngp_rel_se": natural_se(k, "nngp"),
+        "ntk_rel_se": natural_se(k, "ntk") if ntk else None,
+    }
+
+
+def layer_benchmark(args) -> dict:
+    """Fixed draws (before) against ``mc_samples="auto"`` (after), one process."""
+    from infattn import logits
+
+    x = np.random.RandomState(0).standard_normal((args.n, args.length, args.channels))
+    x = x.astype(np.float32)
+    fixed = args.samples or logits.DEFAULT_MC_SAMPLES
+    print(
+        f"kernel_fn of GlobalSelfAttention(SOFTMAX, linear_scaling=False), N={args.n} "
+        f"L={args.length} C={args.channels}, {'nngp' if args.skip_ntk else 'nngp+ntk'}, float32"
+    )
+    out = {}
+    for label, samples in (("auto", "auto"), ("fixed", fixed)):
+        if label in args.layer_skip:
+            continue
+        r = layer_run(x, samples, args.target, not args.skip_ntk)
+        ntk = r["ntk_rel_se"] or {"max": math.nan, "median": math.nan}
+        out[label] = r
+        print(
+            f"  {label:5s} mc_samples={samples!s:6s} {r['wall_s']:8.1f} s   rel SE nngp max "
+            f"{r['nngp_rel_se']['max']:.4f} median {r['nngp_rel_se']['median']:.4f}, ntk max "
+            f"{ntk['max']:.4f} median {ntk['median']:.4f}",
+            flush=True,
+        )
+        for message in r["driver"]:
+            print(f"        {message}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=16)
@@ -153,10 +242,20 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-samples", type=int, default=16)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--layer", action="store_true", help="time the layer, fixed vs auto")
+    ap.add_argument("--target", type=float, default=0.01, help="--layer: auto's target")
+    ap.add_argument("--layer-skip", default="", help="--layer: 'fixed' or 'auto' to skip")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         probe(args.probe, 128, 64, args.channels, args.memory_samples)
+        return
+
+    if args.layer:
+        report = layer_benchmark(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
         return
 
     import jax

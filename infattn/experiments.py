@@ -11,7 +11,6 @@ experiment`` and the notebooks call it.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import os
@@ -27,8 +26,6 @@ from infattn import architectures, predict
 
 BLOCK_ENTRIES = 2**24
 """Target size ``b * b * P * P`` of the largest intermediate kernel of one block."""
-
-_Kernels = collections.namedtuple("Kernel", ("nngp", "ntk"))
 
 
 def block_size(positions: int, n: int) -> int:
@@ -158,8 +155,8 @@ def evaluate(
     """
     n, m = len(k_dd["nngp"]), len(k_td["nngp"])
     y_train = jnp.asarray(data.y_train[:n], np.asarray(k_dd["nngp"]).dtype)
-    means = predict.gp_inference(_Kernels(**k_dd), y_train, diag_reg)(
-        ("nngp", "ntk"), _Kernels(**k_td)
+    means = predict.gp_inference(predict.KernelPair(**k_dd), y_train, diag_reg)(
+        ("nngp", "ntk"), predict.KernelPair(**k_td)
     )
     y_test, labels = data.y_test[:m], data.labels_test[:m]
     return scores(means.nngp, y_test, labels), scores(means.ntk, y_test, labels)

@@ -292,7 +292,12 @@ def _expand(f0: Any, lead: tuple[int, ...]) -> Array:
 # --------------------------------------------------------------------------- infinite ensemble
 
 
-_Kernels = collections.namedtuple("Kernel", ("nngp", "ntk"), defaults=(None, None))
+class KernelPair(NamedTuple):
+    """An NNGP and an NTK array (either may be ``None``): a ``k_*`` argument of
+    :func:`gp_inference` built from arrays, not a :class:`~infattn.kernel.Kernel`."""
+
+    nngp: Array | None = None
+    ntk: Array | None = None
 
 
 def _dependency(names: tuple[str, ...], compute_cov: bool) -> tuple[str, ...]:
@@ -360,7 +365,7 @@ def gradient_descent_mse_ensemble(
         if missing:
             k = kernel_fn(x_train, None, missing, **kernel_fn_train_train_kwargs)
             cache.update({g: _entry(k, g, "kernel_fn(x_train)") for g in missing})
-        return _Kernels(**{g: cache[g] for g in needed})
+        return KernelPair(**{g: cache[g] for g in needed})
 
     @functools.cache
     def eigen(g: str) -> tuple[Array, Array]:

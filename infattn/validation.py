@@ -57,6 +57,44 @@ def check_width(value: Any, name: str) -> None:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer ``>= minimum``: ``TypeError`` for other types, ``ValueError`` below it.
+
+    Example:
+        >>> check_int(3, "n_samples", 2)
+        3
+        >>> check_int(1.5, "seed", 0)
+        Traceback (most recent call last):
+        ...
+        TypeError: seed: expected an integer >= 0, got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite positive number (a target, a tolerance); returned as a float.
+
+    Example:
+        >>> check_positive(0.01, "target_rse")
+        0.01
+        >>> check_positive(0, "target_rse")
+        Traceback (most recent call last):
+        ...
+        ValueError: target_rse: expected a finite positive number, got 0
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.floating | np.integer)
+        or not 0 < value < math.inf
+    ):
+        raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
+    return float(value)
+
+
 def check_choice(value: Any, choices: Sequence[str], name: str) -> str:
     """One of a fixed set of names; returns it.
 

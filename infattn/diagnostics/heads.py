@@ -11,8 +11,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infattn.diagnostics.moments import g1_g2
-from infattn.diagnostics.samples import as_draws, bootstrap, check_count
+from infattn.diagnostics.samples import as_draws, bootstrap
 from infattn.statistics import loglog_fit
+from infattn.validation import check_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -72,7 +73,7 @@ def kurtosis_vs_heads(
     """
     if not isinstance(samples_by_heads, Mapping) or len(samples_by_heads) < 2:
         raise ValueError("samples_by_heads: expected a mapping {heads: samples} with >= 2 entries")
-    check_count("n_boot", n_boot, 2)
+    check_int(n_boot, "n_boot", 2)
     keys = list(samples_by_heads)
     if not all(isinstance(h, int | np.integer) and h >= 1 for h in keys):
         raise ValueError(f"samples_by_heads: expected integer keys H >= 1, got {keys}")

@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from infattn.diagnostics.samples import Outcome, as_draws, bootstrap, check_count
+from infattn.diagnostics.samples import Outcome, as_draws, bootstrap
+from infattn.validation import check_int
 
 REPORT_MIN_DRAWS = 20
 """``kurtosistest`` (and so ``normaltest``) uses a normal approximation valid only for n >= 20."""
@@ -88,7 +89,7 @@ def skew_kurtosis(
         return Moments(g1, np.full_like(g1, se_skew), g2, np.full_like(g2, se_kurt), se)
     if se != "bootstrap":
         raise ValueError(f"se: expected 'exact' or 'bootstrap', got {se!r}")
-    check_count("n_boot", n_boot, 2)
+    check_int(n_boot, "n_boot", 2)
     reps = bootstrap(x, lambda r: np.stack(g1_g2(r)), n_boot, seed)
     spread = reps.std(axis=0, ddof=1)
     return Moments(g1, spread[0], g2, spread[1], se)

@@ -10,7 +10,8 @@ from numpy.typing import ArrayLike
 from scipy import special, stats
 from scipy.spatial.distance import cdist
 
-from infattn.diagnostics.samples import BLOCK, Outcome, as_draws, check_count, exceedance_p
+from infattn.diagnostics.samples import BLOCK, Outcome, as_draws, exceedance_p
+from infattn.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -150,7 +151,7 @@ def energy_normality(samples: ArrayLike, *, n_boot: int = 199, seed: int = 0) ->
     n, d = x.shape
     if n < d + 2:
         raise ValueError(f"samples: the energy test needs n >= d + 2 = {d + 2} draws, got {n}")
-    check_count("n_boot", n_boot, 1)
+    check_int(n_boot, "n_boot", 1)
     observed = _energy_normality_statistic(x)
     rng = np.random.default_rng(seed)
     null = np.array(

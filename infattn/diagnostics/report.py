@@ -21,7 +21,6 @@ from infattn.diagnostics.moments import (
 from infattn.diagnostics.multivariate import energy_normality, mardia
 from infattn.diagnostics.samples import (
     as_draws,
-    check_count,
     coordinate_index,
     matching_reference,
     thin,
@@ -34,6 +33,7 @@ from infattn.diagnostics.univariate import (
     qq_data,
     shapiro_wilk,
 )
+from infattn.validation import check_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -292,7 +292,7 @@ def gaussianity_report(
         raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
     if correction not in ("holm", "none"):
         raise ValueError(f"correction: expected 'holm' or 'none', got {correction!r}")
-    check_count("n_boot", n_boot, 1)
+    check_int(n_boot, "n_boot", 1)
     ref = None if reference is None else matching_reference(np.shape(samples), reference)
     gauss = _univariate_rows(x, n_boot, seed)
     if x.shape[1] >= 2:

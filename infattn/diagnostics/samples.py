@@ -70,19 +70,6 @@ def matching_reference(samples_shape: tuple[int, ...], reference: ArrayLike) -> 
     return as_draws(r, "reference", 2, "a two-sample test", allow_constant=True)
 
 
-def check_count(name: str, value: int, minimum: int) -> None:
-    """An integer count of at least ``minimum`` (resamples, permutations).
-
-    Example:
-        >>> check_count("n_boot", 0, 1)
-        Traceback (most recent call last):
-        ...
-        ValueError: n_boot: expected an integer >= 1, got 0
-    """
-    if not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
 def thin(x: np.ndarray, size: int) -> np.ndarray:
     """Deterministic subsample: ``size`` evenly spaced draws of ``x`` ``(n, d)`` if n > size.
 

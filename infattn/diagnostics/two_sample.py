@@ -10,10 +10,10 @@ from scipy.spatial.distance import cdist
 from infattn.diagnostics.samples import (
     Outcome,
     as_draws,
-    check_count,
     exceedance_p,
     matching_reference,
 )
+from infattn.validation import check_int
 
 
 def ks_two_sample(samples: ArrayLike, reference: ArrayLike) -> Outcome:
@@ -59,7 +59,7 @@ def energy_two_sample(
     """
     x = as_draws(samples, "samples", 2, "a two-sample test", allow_constant=True)
     r = matching_reference(np.shape(samples), reference)
-    check_count("n_perm", n_perm, 1)
+    check_int(n_perm, "n_perm", 1)
     pooled = np.concatenate([x, r])
     n, big_n = x.shape[0], pooled.shape[0]
     rng = np.random.default_rng(seed)

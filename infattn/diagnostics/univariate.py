@@ -13,11 +13,11 @@ from infattn.diagnostics.samples import (
     BLOCK,
     Outcome,
     as_draws,
-    check_count,
     coordinate_index,
     exceedance_p,
     thin,
 )
+from infattn.validation import check_int
 
 SHAPIRO_MAX_DRAWS = 5000
 """Shapiro-Wilk p-values are accurate for n <= 5000; larger samples are thinned to this size."""
@@ -146,7 +146,7 @@ def lilliefors(samples: ArrayLike, *, n_boot: int = 999, seed: int = 0) -> Outco
         True
     """
     x = as_draws(samples, "samples", 5, "Lilliefors")
-    check_count("n_boot", n_boot, 1)
+    check_int(n_boot, "n_boot", 1)
     observed = _ks_fitted_normal(x.T)
     return Outcome(observed, exceedance_p(observed, _ks_null(x.shape[0], n_boot, seed)))
 

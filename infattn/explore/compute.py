@@ -25,7 +25,8 @@ import numpy as np
 from infattn import diagnostics, limits
 from infattn.empirical import empirical_kernel_draws
 from infattn.explore.model import Config, Layer, fast_mode, make_inputs, model_spec
-from infattn.stax import attention, positional
+from infattn.logits.mechanisms import attention_weights
+from infattn.stax import positional
 
 KINDS = ("nngp", "ntk")
 
@@ -482,7 +483,7 @@ def attention_view(cfg: Config, index: int = 0) -> AttentionView:
             chol = np.linalg.cholesky(s + 1e-9 * np.trace(s) / length * np.eye(length))
             z = np.random.default_rng(cfg.seed).standard_normal((length, length))
             logits, what = chol @ z @ chol.T, "one head, Gaussian logits (1/√d)"
-        weights = attention.attention_weights(jnp.asarray(logits), None, cfg.mechanism)
+        weights = attention_weights(jnp.asarray(logits), None, cfg.mechanism)
     return AttentionView(np.asarray(weights), f"{what}, input {index}", R)
 
 

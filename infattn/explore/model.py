@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from infattn import stax
+from infattn.logits.mechanisms import MECHANISMS
+from infattn.validation import check_int
 
 SCALINGS = ("1/d tied", "1/d untied", "1/sqrt(d)")
-MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
 POS_EMB_TYPES = ("NONE", "SUM", "CONCAT")
 DECAY_FAMILIES = ("inverse-square", "exponential", "gaussian", "none")
 NONLINEARITIES = ("relu", "gelu", "erf", "none")
@@ -125,9 +126,7 @@ class Config:
             ("seq_len", 2),
             ("n_inputs", 2),
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+            check_int(getattr(self, name), name, low)
         if not (math.isfinite(self.decay_length) and self.decay_length > 0):
             raise ValueError(f"decay_length: expected a positive number, got {self.decay_length}")
         if not (math.isfinite(self.pos_std) and self.pos_std >= 0):

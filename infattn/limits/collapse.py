@@ -17,7 +17,8 @@ import numpy as np
 
 from infattn.limits.slopes import SlopeFit, fit_loglog_slope
 from infattn.limits.sweep import ConvergenceSweep, convergence_sweep
-from infattn.validation import as_array, check_key
+from infattn.logits.mechanisms import attention_weights
+from infattn.validation import as_array, check_int, check_key
 
 Array = jax.Array
 
@@ -95,8 +96,7 @@ def attention_collapse(
     x = as_array(x, "x", 3, "an array of shape (N, L, C)")
     if x.ndim != 3:
         raise ValueError(f"x: expected an array of shape (N, L, C), got shape {x.shape}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples: expected an integer >= 2, got {n_samples!r}")
+    check_int(n_samples, "n_samples", 2)
     key = check_key(key)
     n, length, c = x.shape
     valid = jnp.ones((n, length), bool) if mask is None else ~jnp.asarray(mask, bool)
@@ -109,8 +109,7 @@ def attention_collapse(
             q = x @ jax.random.normal(kq, (c, d), x.dtype)
             kv = x @ jax.random.normal(kk, (c, d), x.dtype)
             g = qk_std * jnp.einsum("nad,nbd->nab", q, kv) / (c * d)
-            g = jnp.where(valid[:, None, :], g, -jnp.inf)
-            a = jax.nn.softmax(g, axis=-1)
+            a = attention_weights(g, ~valid[:, None, :], "SOFTMAX")
             u = valid[:, None, :] / jnp.sum(valid, -1)[:, None, None]
             rows = valid[:, :, None]
             diff = jnp.sqrt(jnp.sum(jnp.where(rows, (a - u) ** 2, 0.0), (1, 2)))

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from infattn.empirical import empirical_kernel_draws
 from infattn.limits.distance import Distance, distance
 from infattn.limits.slopes import SlopeFit, fit_loglog_slope
-from infattn.validation import as_array, canonical_get, check_key
+from infattn.validation import as_array, canonical_get, check_int, check_key
 
 Array = jax.Array
 Factory = Callable[[int, int], tuple[Callable, Callable, Callable]]
@@ -228,8 +228,7 @@ def convergence_sweep(
         (2, True)
     """
     heads, widths = _grid(heads, "heads"), _grid(widths, "widths")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 3:
-        raise ValueError(f"n_samples: expected an integer >= 3, got {n_samples!r}")
+    check_int(n_samples, "n_samples", 3)
     _, kinds = canonical_get(get, ("nngp", "ntk"))
     key = check_key(key)
     x1 = as_array(x1, "x1", 2, "an array of shape (N, ..., C)")

@@ -13,12 +13,15 @@ Automatic sample size (``n_samples=None``): chunks are taken in rounds of ``R``
 (one per sub-stream, so the replicates stay balanced); after at least
 :data:`MIN_CHUNKS` chunks and after every round the run stops once the relative
 standard error (:func:`relative_standard_error`) is at most the target, or at
-``max_samples`` draws, with a warning.
+``max_samples`` draws. Which happened is said: a ``RuntimeWarning`` when the
+cap stopped the run, an ``INFO`` record of the ``infattn.logits.driver`` logger
+when the target was met.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -33,6 +36,8 @@ from infattn.logits.chunks import Estimate
 
 Array = jax.Array
 Results = tuple[Estimate, Estimate | None]
+
+logger = logging.getLogger(__name__)
 
 MIN_CHUNKS = 40
 """Fewest chunks (batches) before an automatic run may stop: the batch-means
@@ -170,7 +175,12 @@ def run(
     results = est.finish(state, c, True)
     if fixed:
         rel_se = float(est.rel_se(results))
-    elif not converged:
+    elif converged:
+        logger.info(
+            "%s: target met: relative standard error %.3g <= %.3g after %d draws",
+            label, rel_se, schedule.target, min(c * s, total),
+        )  # fmt: skip
+    else:
         warnings.warn(
             f"{label}: stopped at the cap of {c * s} draws (max_samples) with a relative "
             f"standard error of {rel_se:.3g}, above the target {schedule.target:.3g}; raise "

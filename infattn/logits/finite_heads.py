@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from infattn.logits.mechanisms import attention_weights, check_mechanism
-from infattn.logits.monte_carlo import check_int
 from infattn.logits.sampling import joint_factor, joint_logits
+from infattn.validation import check_int
 
 Array = jax.Array
 

@@ -12,7 +12,6 @@ draws on input replicate ``r``).
 from __future__ import annotations
 
 import functools
-import math
 from typing import Literal, NamedTuple
 
 import jax
@@ -24,7 +23,7 @@ from infattn.logits.driver import Estimator, Outcome, Schedule, relative_standar
 from infattn.logits.inputs import AttentionInputs, StandardAttentionMC, attention_inputs
 from infattn.logits.mechanisms import check_mechanism
 from infattn.logits.sampling import batch_diagonal, position_diagonal
-from infattn.validation import check_std
+from infattn.validation import check_int, check_positive, check_std
 
 Array = jax.Array
 
@@ -74,32 +73,23 @@ class Options(NamedTuple):
     label: str = "standard-scaling attention"
 
 
-def check_int(value: object, name: str, minimum: int) -> int:
-    """An integer ``>= minimum`` (``TypeError`` for other types, ``ValueError`` below it).
-
-    Example:
-        >>> check_int(3, "n_samples", 2)
-        3
-        >>> check_int(1.5, "seed", 0)
-        Traceback (most recent call last):
-        ...
-        TypeError: seed: expected an integer >= 0, got 1.5
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_samples(value: object, name: str = "n_samples") -> int | None:
     """``"auto"`` (returned as ``None``) or an integer >= 2.
 
     Example:
         >>> check_samples("auto") is None, check_samples(64)
         (True, 64)
+        >>> check_samples(1, "mc_samples")
+        Traceback (most recent call last):
+        ...
+        ValueError: mc_samples: expected 'auto' or an integer >= 2, got 1
     """
-    return None if isinstance(value, str) and value == "auto" else check_int(value, name, 2)
+    if isinstance(value, str) and value == "auto":
+        return None
+    try:
+        return check_int(value, name, 2)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}: expected 'auto' or an integer >= 2, got {value!r}") from None
 
 
 def resolve_scheme(variance_reduction: object, mechanism: str) -> str:
@@ -197,18 +187,12 @@ def standard_attention_mc(
         scheme=resolve_scheme(variance_reduction, mechanism),
         sample_chunk=None if sample_chunk is None else check_int(sample_chunk, "sample_chunk", 1),
         input_chunk=None if input_chunk is None else check_int(input_chunk, "input_chunk", 1),
-        target_rse=_check_target(target_rse),
+        target_rse=check_positive(target_rse, "target_rse"),
         max_samples=check_int(max_samples, "max_samples", 2),
         n_replicates=0 if n_replicates == 0 else check_int(n_replicates, "n_replicates", 2),
         progress=progress,
     )
     return estimate(attention_inputs(qk, v, qk_ntk, v_ntk, key_mask1, key_mask2), opts)
-
-
-def _check_target(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"target_rse: expected a positive number, got {value!r}")
-    return float(value)
 
 
 def estimate(

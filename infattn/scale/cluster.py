@@ -57,7 +57,7 @@ def run_dask(
     """
     from distributed import as_completed
 
-    with _client(dask, local_workers) as client:
+    with dask_client(dask, local_workers) as client:
         shared = client.scatter(job, broadcast=True, hash=False)
         futures = client.map(_run_tile, tiles, job=shared, pure=False)
         try:
@@ -75,7 +75,20 @@ def _run_tile(tile: Tile, job: TileJob) -> Tile:
 
 
 @contextlib.contextmanager
-def _client(dask: Any, local_workers: int):
+def dask_client(dask: Any, local_workers: int):
+    """A ``distributed.Client`` for ``dask``, closed on exit if made here.
+
+    ``dask``: ``"local"`` (a cluster of ``local_workers`` single-threaded worker
+    processes on 127.0.0.1, no dashboard), a scheduler address, or a
+    ``distributed.Client`` (used as is, left open).
+
+    Example:
+        >>> with dask_client(7, 1):  # doctest: +ELLIPSIS
+        ...     pass
+        Traceback (most recent call last):
+        ...
+        TypeError: dask: expected 'local', a scheduler address or a distributed.Client, got 7
+    """
     from distributed import Client, LocalCluster
 
     if isinstance(dask, Client):

@@ -60,7 +60,9 @@ def to_canonical_order(ndim: int, batch_axis: int, channel_axis: int | None) -> 
         return (b, *(i for i in range(ndim) if i != b))
     c = normalize_axis(channel_axis, ndim, "channel_axis")
     if b == c:
-        raise ValueError(f"batch_axis={batch_axis} and channel_axis={channel_axis} coincide")
+        raise ValueError(
+            f"channel_axis: expected an axis other than batch_axis={batch_axis}, got {channel_axis}"
+        )
     return (b, *(i for i in range(ndim) if i not in (b, c)), c)
 
 

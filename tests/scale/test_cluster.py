@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from infattn.scale import compute_kernels
-from infattn.scale.cluster import _client
+from infattn.scale.cluster import dask_client
 from tests.scale.runner import inputs, model
 
 
@@ -57,10 +57,10 @@ def test_local_cluster_listens_on_loopback_only(monkeypatch):
 
     monkeypatch.setattr(distributed, "LocalCluster", Cluster)
     monkeypatch.setattr(distributed, "Client", Client)
-    with _client("local", 2) as client:
+    with dask_client("local", 2) as client:
         assert isinstance(client, Client)
     assert started["host"] == "127.0.0.1"
     assert started["dashboard_address"] is None
     assert started["n_workers"] == 2
-    with pytest.raises(TypeError, match="dask: expected 'local'"), _client(7, 1):
+    with pytest.raises(TypeError, match="dask: expected 'local'"), dask_client(7, 1):
         pass
