@@ -206,6 +206,8 @@ def attention_spec(cfg: Config, heads: int | None = None, width: int | None = No
     }
     if cfg.scaling == "1/d untied":
         kwargs["tie_query_key"] = False
+    if cfg.scaling == "1/sqrt(d)":  # the panel shows its own progress
+        kwargs["progress"] = False
     if cfg.pos_emb != "NONE":
         kwargs.update(pos_emb_type=cfg.pos_emb, pos_emb_decay_fn=decay_of(cfg))
         if cfg.pos_std != 1.0:
