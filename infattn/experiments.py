@@ -52,7 +52,10 @@ def kernel_blocks(
 
     ``x2=None`` computes the symmetric ``x1``-``x1`` kernels from the upper
     triangle of blocks. Every block has the same shape (the last ones are padded
-    and cropped), so the jitted ``kernel_fn`` compiles once. The model must pool
+    and cropped), so the jitted ``kernel_fn`` compiles once. A Monte Carlo model
+    (not :func:`~infattn.scale.job.is_pairwise`) is called un-jitted: its sampler
+    then runs chunk by chunk from Python, with its progress bar, and ``Ctrl-C``
+    stops it between two chunks instead of after the whole block. The model must pool
     or flatten (kernels without spatial axes); else a ``ValueError``.
 
     Example:
@@ -68,7 +71,13 @@ def kernel_blocks(
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
     b = block or block_size(math.prod(x1.shape[1:-1]), max(len(x1), len(x2)))
-    f = jax.jit(lambda a, c: kernel_fn(a, c, ("nngp", "ntk"), mask_constant=mask_constant))
+    from infattn.scale.job import is_pairwise
+
+    def f(a: np.ndarray, c: np.ndarray) -> Any:
+        return kernel_fn(a, c, ("nngp", "ntk"), mask_constant=mask_constant)
+
+    if is_pairwise(kernel_fn):
+        f = jax.jit(f)
     starts1, starts2 = range(0, len(x1), b), range(0, len(x2), b)
     pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
     out = {g: np.zeros((len(x1), len(x2)), dtype=x1.dtype) for g in ("nngp", "ntk")}

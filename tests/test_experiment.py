@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -53,6 +54,20 @@ def test_blocks_match_the_whole_kernel_with_masking():
     )
     for g in ("nngp", "ntk"):
         np.testing.assert_allclose(blocks[g], getattr(whole, g), rtol=1e-5, atol=1e-6)
+
+
+def test_blocks_of_monte_carlo_models_run_untraced_so_ctrl_c_reaches_the_sampler():
+    _, _, kernel_fn = architectures.get("attn-sqrt").build(1, 2, 8)
+    seen = []
+
+    def spy(a, c, get, mask_constant=None):
+        seen.append(isinstance(a, jax.core.Tracer))
+        return kernel_fn(a, c, get, mask_constant=mask_constant)
+
+    spy.layer = kernel_fn.layer
+    x = np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)
+    experiments.kernel_blocks(spy, x, block=2, progress=False)
+    assert seen == [False, False, False]  # three blocks of the upper triangle, all concrete
 
 
 @pytest.mark.parametrize("name", list(architectures.ARCHITECTURES))
