@@ -34,7 +34,7 @@ def test_kernel_views_refine_the_estimate_and_match_the_library():
     last = views[-1]
     x = make_inputs(TINY)
     k = build_model(TINY)[2](x, None, ("nngp", "ntk"))
-    np.testing.assert_allclose(last.analytic["ntk"][0], k.ntk, rtol=1e-6)
+    np.testing.assert_allclose(last.analytic["ntk"][0], k.ntk, rtol=5e-5)  # padded: float32 order
     for kind in ("nngp", "ntk"):  # the running estimate is the draws' mean and SE
         d = last.distance[kind]
         assert d.n_samples == 12
