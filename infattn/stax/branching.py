@@ -23,20 +23,10 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
+from infattn.stax.combinators import and_masks
 from infattn.stax.layer import make_layer
 
 Array = jax.Array
-
-
-def and_masks(masks: Sequence[Array | None]) -> Array | None:
-    """Positions padded in every branch that has a mask (``None``: no branch has one).
-
-    Example:
-        >>> and_masks([jnp.array([True, True]), None, jnp.array([False, True])]).tolist()
-        [False, True]
-    """
-    present = [m for m in masks if m is not None]
-    return functools.reduce(jnp.logical_and, present) if present else None
 
 
 def _check_shapes(ks: Sequence[Kernel], name: str, skip: int | None = None) -> None:

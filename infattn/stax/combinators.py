@@ -200,6 +200,17 @@ def FanOut(num: int) -> Layer:
     return make_layer(init, apply, kernel, "FanOut", handles_replicates=True)
 
 
+def and_masks(masks: Sequence[jax.Array | None]) -> jax.Array | None:
+    """Positions padded in every branch that has a mask (``None``: no branch has one).
+
+    Example:
+        >>> and_masks([jnp.array([True, True]), None, jnp.array([False, True])]).tolist()
+        [False, True]
+    """
+    present = [m for m in masks if m is not None]
+    return functools.reduce(jnp.logical_and, present) if present else None
+
+
 def FanInSum() -> Layer:
     """Sum the branches; their kernels add (each branch must be Gaussian).
 
@@ -219,9 +230,7 @@ def FanInSum() -> Layer:
         return tuple(input_shapes[0]), ()
 
     def apply(params, xs, masks, **kwargs):
-        masks = [m for m in (masks or []) if m is not None]
-        mask = functools.reduce(jnp.logical_and, masks) if masks else None
-        return sum(xs[1:], xs[0]), mask
+        return sum(xs[1:], xs[0]), and_masks(masks or [])
 
     def kernel(ks):
         if len(ks) > 1 and not all(k.is_gaussian for k in ks):
@@ -239,15 +248,13 @@ def _sum_kernels(ks: Sequence[Kernel]) -> Kernel:
         mats = [getattr(k, name) for k in ks]
         return None if any(m is None for m in mats) else sum(mats[1:], mats[0])
 
-    masks1 = [k.mask1 for k in ks if k.mask1 is not None]
-    masks2 = [k.mask2 for k in ks if k.mask2 is not None]
     return ks[0].replace(
         nngp=add("nngp"),
         ntk=add("ntk"),
         cov1=add("cov1"),
         cov2=add("cov2"),
-        mask1=functools.reduce(jnp.logical_and, masks1) if masks1 else None,
-        mask2=functools.reduce(jnp.logical_and, masks2) if masks2 else None,
+        mask1=and_masks([k.mask1 for k in ks]),
+        mask2=and_masks([k.mask2 for k in ks]),
         is_gaussian=all(k.is_gaussian for k in ks),
     )
 
