@@ -160,9 +160,18 @@ def loglog_with_bands(
             color="gray",
             label=f"theory: slope {theory_slope:g}",
         )
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks(x, [f"{v:g}" for v in x], minor=False)
+    size_ticks(ax, x)
+
+
+def size_ticks(ax: Any, sizes: Any) -> None:
+    """A log x axis labelled at the swept ``sizes`` only (no crowded minor labels).
+
+    Example (skipped by the doctest run: matplotlib is optional):
+        >>> size_ticks(ax, [8, 32, 128])  # doctest: +SKIP
+    """
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{v:g}" for v in sizes], minor=False)
     ax.minorticks_off()
 
 

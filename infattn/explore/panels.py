@@ -489,9 +489,7 @@ class GaussianityPanel(Panel):
         if k[0] > 0:
             grid = np.geomspace(min(hs), max(hs), 32)
             ax.plot(grid, k[0] * hs[0] / grid, "--", color="gray", label="∝ 1/H")
-        ax.set_xscale("log")
-        ax.set_xticks(hs, [str(h) for h in hs])
-        ax.minorticks_off()
+        plots.size_ticks(ax, hs)
         scaling = view.scaling
         title = "excess kurtosis vs heads"
         if isinstance(scaling, str):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from infattn import architectures, experiments
+from infattn import architectures, experiments, plots
 from infattn.figures.common import FigureResult, Presets, new_figure, progress_bar
 
 ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "imdb": "aclImdb_v1.tar.gz"}
@@ -116,9 +116,7 @@ def accuracy(settings: AccuracySettings, *, progress: bool = False) -> FigureRes
                 ax.plot(s.n_trains, acc["nngp"], "--", color=f"C{i}", alpha=0.7)
                 bar.update()
             ax.axhline(numbers["chance"][name], color="gray", lw=0.8, label="chance")
-            ax.set_xscale("log")
-            ax.set_xticks(s.n_trains, [str(n) for n in s.n_trains])
-            ax.minorticks_off()
+            plots.size_ticks(ax, s.n_trains)
             ax.set(xlabel="training examples", ylabel="test accuracy", ylim=(0, 1))
             ax.set_title(f"{name} ({len(d.x_test)} test; dashed: NNGP)", fontsize=9)
             ax.legend(fontsize=7)

@@ -151,8 +151,7 @@ def kurtosis(settings: KurtosisSettings, *, progress: bool = False) -> FigureRes
         law = _moments(law_outputs(cfg, s.draws))
         bar.update()
     diagnostics.plot_kurtosis_vs_heads(scaling, ax=ax_h)
-    ax_h.set_xticks(s.heads, [str(h) for h in s.heads])
-    ax_h.minorticks_off()
+    plots.size_ticks(ax_h, s.heads)
     ax_h.set_title(f"{s.mechanism}, width {s.width}: kurtosis falls like 1/H", fontsize=9)
     k = [by_width[w]["excess_kurtosis"] for w in s.widths]
     se = [by_width[w]["excess_kurtosis_se"] for w in s.widths]
@@ -161,9 +160,7 @@ def kurtosis(settings: KurtosisSettings, *, progress: bool = False) -> FigureRes
     ax_w.axhspan(lo, hi + 2 * law["excess_kurtosis_se"], color="C1", alpha=0.3)
     ax_w.axhline(hi, color="C1", label="infinite width (law) ± 2 SE")
     ax_w.axhline(0.0, color="k", lw=0.8, label="Gaussian")
-    ax_w.set_xscale("log")
-    ax_w.set_xticks(s.widths, [str(w) for w in s.widths])
-    ax_w.minorticks_off()
+    plots.size_ticks(ax_w, s.widths)
     ax_w.set(xlabel="width (keys, values, outputs)", ylabel="excess kurtosis")
     ax_w.set_title(f"{s.width_heads} head(s): width does not make it Gaussian", fontsize=9)
     ax_w.legend(fontsize=7)

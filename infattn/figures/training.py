@@ -15,7 +15,7 @@ from typing import ClassVar
 import jax
 import numpy as np
 
-from infattn import stax, train
+from infattn import plots, stax, train
 from infattn.architectures import decay
 from infattn.data import phase_sequences
 from infattn.figures.common import FigureResult, Presets, new_figure, progress_bar
@@ -106,8 +106,7 @@ def training(settings: TrainingSettings, *, progress: bool = False) -> FigureRes
     ax.set_title("training curves against the NTK", fontsize=9)
     ax.legend(fontsize=7)
     ax_gap.loglog(list(gaps), list(gaps.values()), "o-")
-    ax_gap.set_xticks(list(gaps), [str(w) for w in gaps])
-    ax_gap.minorticks_off()
+    plots.size_ticks(ax_gap, list(gaps))
     ax_gap.set(xlabel="width", ylabel="max |ensemble mean − NTK| (test outputs)")
     ax_gap.set_title("the gap closes with width", fontsize=9)
     fig.tight_layout()

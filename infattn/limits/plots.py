@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from infattn.plots import size_ticks
+
 if TYPE_CHECKING:
     from infattn.limits.collapse import CollapseResult
     from infattn.limits.sweep import ConvergenceSweep
@@ -62,8 +64,8 @@ def sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
             grid = np.geomspace(min(xs), max(xs), 50)
             slope = f"slope {fit.slope:+.2f} ± {fit.slope_se:.2f}"
             ax.plot(grid, fit.predict(grid), "-", color=color, alpha=0.8, label=slope)
-    ax.set_xscale("log")
     ax.set_yscale("log")
+    size_ticks(ax, xs)
     ax.set_xlabel(against)
     ax.set_ylabel(f"{k}: relative bias")
     ax.set_title(f"{k} vs {against} (dotted: noise level; ▼: upper CI)")
