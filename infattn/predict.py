@@ -224,47 +224,8 @@ def gradient_descent_mse(
       [1.0, 3.0]
     """
     y_train = jnp.asarray(y_train)
-    k_train_train = jnp.asarray(k_train_train)
     outputs = Outputs.of(y_train, trace_axes)
-    train_batch = k_train_train.shape[::2]
-    flat_dd = linalg.regularize(flatten_kernel(k_train_train), diag_reg, diag_reg_absolute_scale)
-
-    @functools.cache
-    def solve() -> Callable[[Array], Array]:
-        factor = linalg.cholesky(flat_dd)
-        return lambda b: linalg.cho_solve(factor, b)
-
-    @functools.cache
-    def eigen() -> tuple[Array, Array]:
-        return linalg.spectrum(flat_dd)
-
-    def converged(fx_train_0, fx_test_0, k_test_train):
-        fx_train = y_train.astype(k_train_train.dtype)
-        if fx_test_0 is None:
-            return fx_train
-        residual = y_train if fx_train_0 is None else y_train - fx_train_0
-        k_td = jnp.asarray(k_test_train)
-        delta = flatten_kernel(k_td) @ solve()(outputs.flatten(residual))
-        fx_test = fx_test_0 + outputs.unflatten(delta, k_td.shape[::2])
-        return fx_test if fx_train_0 is None else (fx_train, fx_test)
-
-    def at_times(t, fx_train_0, fx_test_0, k_test_train):
-        t = jnp.asarray(t) * learning_rate
-        lead = t.shape
-        s = t.reshape(-1) / y_train.size
-        residual = outputs.flatten(-y_train if fx_train_0 is None else fx_train_0 - y_train)
-        evals, evecs = eigen()
-        r_eig = evecs.T @ residual  # (n, c)
-        out = []
-        if fx_train_0 is not None:
-            delta = jnp.einsum("ji,ti,ic->tjc", evecs, linalg.decay(evals, s), r_eig)
-            out.append(_expand(fx_train_0, lead) + outputs.unflatten(delta, train_batch, lead))
-        if fx_test_0 is not None:
-            k_td = jnp.asarray(k_test_train)
-            coef = jnp.einsum("ji,ti,ic->tjc", evecs, linalg.decay_over_eval(evals, s), r_eig)
-            delta = jnp.einsum("mj,tjc->tmc", flatten_kernel(k_td), coef)
-            out.append(_expand(fx_test_0, lead) + outputs.unflatten(delta, k_td.shape[::2], lead))
-        return tuple(out) if len(out) == 2 else out[0]
+    flow = _Flow(jnp.asarray(k_train_train), y_train, outputs, diag_reg, diag_reg_absolute_scale)
 
     def predict_fn(
         t: Any = None,
@@ -277,10 +238,64 @@ def gradient_descent_mse(
         if fx_test_0 is not None and k_test_train is None:
             raise ValueError("fx_test_0: test predictions need k_test_train")
         if t is None:
-            return converged(fx_train_0, fx_test_0, k_test_train)
-        return at_times(t, fx_train_0, fx_test_0, k_test_train)
+            return flow.converged(fx_train_0, fx_test_0, k_test_train)
+        return flow.at_times(jnp.asarray(t) * learning_rate, fx_train_0, fx_test_0, k_test_train)
 
     return predict_fn
+
+
+class _Flow:
+    """Gradient flow of one linearised network: the regularised train NTK
+    ``(N, N, *B)`` flattened, factorised on first use (Cholesky for converged
+    training, eigendecomposition for finite times) and kept for later calls."""
+
+    def __init__(
+        self,
+        k_train_train: Array,
+        y_train: Array,
+        outputs: Outputs,
+        diag_reg: float,
+        absolute: bool,
+    ) -> None:
+        self.k, self.y, self.outputs = k_train_train, y_train, outputs
+        self.flat = linalg.regularize(flatten_kernel(k_train_train), diag_reg, absolute)
+
+    @functools.cached_property
+    def solve(self) -> Callable[[Array], Array]:
+        factor = linalg.cholesky(self.flat)
+        return lambda b: linalg.cho_solve(factor, b)
+
+    @functools.cached_property
+    def eigen(self) -> tuple[Array, Array]:
+        return linalg.spectrum(self.flat)
+
+    def converged(self, fx_train_0: Any, fx_test_0: Any, k_test_train: Any) -> Any:
+        fx_train = self.y.astype(self.k.dtype)
+        if fx_test_0 is None:
+            return fx_train
+        residual = self.y if fx_train_0 is None else self.y - fx_train_0
+        k_td = jnp.asarray(k_test_train)
+        delta = flatten_kernel(k_td) @ self.solve(self.outputs.flatten(residual))
+        fx_test = fx_test_0 + self.outputs.unflatten(delta, k_td.shape[::2])
+        return fx_test if fx_train_0 is None else (fx_train, fx_test)
+
+    def at_times(self, t: Array, fx_train_0: Any, fx_test_0: Any, k_test_train: Any) -> Any:
+        lead, s, out = t.shape, t.reshape(-1) / self.y.size, []
+        residual = -self.y if fx_train_0 is None else fx_train_0 - self.y
+        evals, evecs = self.eigen
+        r_eig = evecs.T @ self.outputs.flatten(residual)  # (n, c)
+        if fx_train_0 is not None:
+            delta = jnp.einsum("ji,ti,ic->tjc", evecs, linalg.decay(evals, s), r_eig)
+            batch = self.k.shape[::2]
+            out.append(_expand(fx_train_0, lead) + self.outputs.unflatten(delta, batch, lead))
+        if fx_test_0 is not None:
+            k_td = jnp.asarray(k_test_train)
+            coef = jnp.einsum("ji,ti,ic->tjc", evecs, linalg.decay_over_eval(evals, s), r_eig)
+            delta = jnp.einsum("mj,tjc->tmc", flatten_kernel(k_td), coef)
+            out.append(
+                _expand(fx_test_0, lead) + self.outputs.unflatten(delta, k_td.shape[::2], lead)
+            )
+        return tuple(out) if len(out) == 2 else out[0]
 
 
 def _expand(f0: Any, lead: tuple[int, ...]) -> Array:
@@ -357,42 +372,12 @@ def gradient_descent_mse_ensemble(
     """
     y_train = jnp.asarray(y_train)
     outputs = Outputs.of(y_train, trace_axes)
-    y_flat = outputs.flatten(y_train)
-    cache: dict[str, Array] = {}
-
-    def train_kernels(needed: tuple[str, ...]) -> Any:
-        missing = tuple(g for g in needed if g not in cache)
-        if missing:
-            k = kernel_fn(x_train, None, missing, **kernel_fn_train_train_kwargs)
-            cache.update({g: _entry(k, g, "kernel_fn(x_train)") for g in missing})
-        return KernelPair(**{g: cache[g] for g in needed})
-
-    @functools.cache
-    def eigen(g: str) -> tuple[Array, Array]:
-        flat = linalg.regularize(flatten_kernel(cache[g]), diag_reg, diag_reg_absolute_scale)
-        return linalg.spectrum(flat)
+    reg = (diag_reg, diag_reg_absolute_scale)
+    train = _TrainKernels(kernel_fn, x_train, kernel_fn_train_train_kwargs)
 
     @functools.cache
     def converged(needed: tuple[str, ...]) -> Callable[..., Any]:
-        return gp_inference(
-            train_kernels(needed), y_train, diag_reg, diag_reg_absolute_scale, trace_axes
-        )
-
-    def at_times(g: str, t: Array, k_dd: Any, k_td: Any, nngp_tt: Any) -> Any:
-        s = t.reshape(-1) / y_train.size
-        evals, evecs = eigen(g)
-        ktd = None if k_td is None else flatten_kernel(_entry(k_td, g, "kernel_fn(x_test)"))
-        batch = (cache[g] if k_td is None else _first(k_td)).shape[::2]
-        mean = outputs.unflatten(_ensemble_mean(evals, evecs, s, y_flat, ktd), batch, t.shape)
-        if nngp_tt is None:
-            return mean
-        nngp_dd = flatten_kernel(k_dd.nngp)
-        if ktd is None:
-            cov = _train_cov(g, evals, evecs, s, nngp_dd)
-        else:
-            nngp_td = flatten_kernel(_entry(k_td, "nngp", "kernel_fn(x_test)"))
-            cov = _test_cov(g, evals, evecs, s, nngp_dd, ktd, nngp_td, flatten_kernel(nngp_tt))
-        return Gaussian(mean, zip_square(cov, batch, lead=t.ndim))
+        return gp_inference(train(needed), y_train, *reg, trace_axes)
 
     def predict_fn(
         t: Any = None,
@@ -404,7 +389,7 @@ def gradient_descent_mse_ensemble(
         names, single = _canonical_get(get, ("nngp", "ntk"))
         needed = _dependency(names, compute_cov)
         kw_td, kw_tt = _merge_kwargs(kernel_fn_train_train_kwargs, kernel_fn_test_test_kwargs)
-        k_dd = train_kernels(needed)
+        k_dd = train(needed)
         if x_test is None:
             k_td, nngp_tt = None, (True if compute_cov else None)
         else:
@@ -413,10 +398,63 @@ def gradient_descent_mse_ensemble(
         if t is None:
             return converged(needed)(get=get, k_test_train=k_td, k_test_test=nngp_tt)
         t = jnp.asarray(t) * learning_rate
-        out = {g: at_times(g, t, k_dd, k_td, nngp_tt) for g in names}
+        flows = {g: _EnsembleFlow(g, train.spectrum(g, *reg), y_train, outputs) for g in names}
+        out = {g: flow.at(t, k_dd, k_td, nngp_tt) for g, flow in flows.items()}
         return _format(out, names, single)
 
     return predict_fn
+
+
+class _TrainKernels:
+    """The train-train kernels of an ensemble predictor, computed once per name (only
+    those asked for), and their regularised spectra, kept across calls."""
+
+    def __init__(self, kernel_fn: Callable[..., Any], x_train: Array, kwargs: dict) -> None:
+        self.kernel_fn, self.x_train, self.kwargs = kernel_fn, x_train, kwargs
+        self.cache: dict[str, Array] = {}
+        self.spectra: dict[tuple, tuple[Array, Array]] = {}
+
+    def __call__(self, needed: tuple[str, ...]) -> KernelPair:
+        missing = tuple(g for g in needed if g not in self.cache)
+        if missing:
+            k = self.kernel_fn(self.x_train, None, missing, **self.kwargs)
+            self.cache.update({g: _entry(k, g, "kernel_fn(x_train)") for g in missing})
+        return KernelPair(**{g: self.cache[g] for g in needed})
+
+    def spectrum(self, g: str, diag_reg: float, absolute: bool) -> tuple[Array, Array]:
+        key = (g, diag_reg, absolute)
+        if key not in self.spectra:
+            flat = linalg.regularize(flatten_kernel(self.cache[g]), diag_reg, absolute)
+            self.spectra[key] = linalg.spectrum(flat)
+        return self.spectra[key]
+
+
+class _EnsembleFlow(NamedTuple):
+    """Mean (and covariance) at times ``t`` of the ensemble trained with kernel ``g``
+    (``"nngp"`` or ``"ntk"``), given that kernel's regularised train spectrum."""
+
+    g: str
+    spectrum: tuple[Array, Array]
+    y_train: Array
+    outputs: Outputs
+
+    def at(self, t: Array, k_dd: KernelPair, k_td: Any, nngp_tt: Any) -> Any:
+        g, outputs = self.g, self.outputs
+        s = t.reshape(-1) / self.y_train.size
+        evals, evecs = self.spectrum
+        ktd = None if k_td is None else flatten_kernel(_entry(k_td, g, "kernel_fn(x_test)"))
+        batch = (getattr(k_dd, g) if k_td is None else _first(k_td)).shape[::2]
+        y_flat = outputs.flatten(self.y_train)
+        mean = outputs.unflatten(_ensemble_mean(evals, evecs, s, y_flat, ktd), batch, t.shape)
+        if nngp_tt is None:
+            return mean
+        nngp_dd = flatten_kernel(k_dd.nngp)
+        if ktd is None:
+            cov = _train_cov(g, evals, evecs, s, nngp_dd)
+        else:
+            nngp_td = flatten_kernel(_entry(k_td, "nngp", "kernel_fn(x_test)"))
+            cov = _test_cov(g, evals, evecs, s, nngp_dd, ktd, nngp_td, flatten_kernel(nngp_tt))
+        return Gaussian(mean, zip_square(cov, batch, lead=t.ndim))
 
 
 def _ensemble_mean(evals: Array, evecs: Array, s: Array, y: Array, ktd: Array | None) -> Array:

@@ -60,8 +60,8 @@ def SumPool(
     return _pool("SumPool", window_shape, strides, padding, False, axes=(batch_axis, channel_axis))
 
 
-def _pool(name, window_shape, strides, padding, normalize_edges, axes):
-    """AvgPool (``name == 'AvgPool'``) and SumPool: one rule, two normalisations."""
+def _window(window_shape, strides) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Checked ``window_shape`` and ``strides`` (default: ones)."""
     window_shape = tuple(window_shape)
     if not window_shape or any(not isinstance(f, int) or f < 1 for f in window_shape):
         raise ValueError(f"window_shape: expected positive integers, got {window_shape!r}")
@@ -70,22 +70,30 @@ def _pool(name, window_shape, strides, padding, normalize_edges, axes):
         raise ValueError(
             f"strides: expected {len(window_shape)} positive integers, got {strides!r}"
         )
+    return window_shape, strides
+
+
+def _scales(win: windows.Windows, spatial, average: bool, normalize_edges: bool) -> list:
+    """Per spatial axis, what each window's sum is divided by (``(n_out,)`` each)."""
+    if not average:
+        return [jnp.ones(n) for n in win.out_spatial(spatial)]
+    if normalize_edges and win.padding == "SAME":
+        return win.counts(spatial)
+    return [
+        jnp.full(n, float(f)) for n, f in zip(win.out_spatial(spatial), win.window, strict=True)
+    ]
+
+
+def _pool(name, window_shape, strides, padding, normalize_edges, axes):
+    """AvgPool (``name == 'AvgPool'``) and SumPool: one rule, two normalisations."""
+    window_shape, strides = _window(window_shape, strides)
     padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
     check_axes(name, batch_axis=axes[0], channel_axis=axes[1])
     win = windows.Windows(window_shape, strides, padding)
     n_sp = len(window_shape)
-    average = name == "AvgPool"
 
     def scales(spatial):
-        """Per spatial axis, what each window's sum is divided by (``(n_out,)``)."""
-        if not average:
-            return [jnp.ones(n) for n in win.out_spatial(spatial)]
-        if normalize_edges and padding == "SAME":
-            return win.counts(spatial)
-        return [
-            jnp.full(n, float(f))
-            for n, f in zip(win.out_spatial(spatial), window_shape, strict=True)
-        ]
+        return _scales(win, spatial, name == "AvgPool", normalize_edges)
 
     def init(rng, input_shape):
         return (input_shape[0], *win.out_spatial(input_shape[1:-1]), input_shape[-1]), ()
