@@ -1,34 +1,27 @@
-"""The explorer's widgets: controls and five panels (ipywidgets 8 + ipympl).
+"""The explorer's five panels (ipywidgets 8 + ipympl): what each one draws.
 
 Each panel is an ``ipywidgets.VBox`` a notebook displays in one line
 (``KernelPanel()``). Its figure is created once (an ipympl canvas) and redrawn in
-place; its computation (:mod:`infattn.explore.compute`) runs on a worker thread
-(:mod:`infattn.explore.jobs`) and every view it yields is drawn as it arrives.
-Changing a control cancels the running job and starts a new one; Stop ends it.
-A failing computation shows a one-line message (details expandable) and leaves
-the controls working. Panels given the same :class:`Controls` follow each other.
+place from the views of :mod:`infattn.explore.compute`; the machinery (worker
+thread, progress, Stop, errors, "Show code") is :class:`~infattn.explore.panel.Panel`,
+the controls :class:`~infattn.explore.controls.Controls`. Panels given the same
+:class:`Controls` follow each other.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import os
-import threading
-import time
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import ipywidgets as w
-import jax
 import numpy as np
-from ipympl.backend_nbagg import Canvas, FigureManager
-from matplotlib.figure import Figure
 
 from infattn import plots
-from infattn.explore import code, compute, model
-from infattn.explore.jobs import Job, Runner
+from infattn.explore import compute
+from infattn.explore.controls import MONO, SLIDER, Controls, device_name
 from infattn.explore.model import Config
+from infattn.explore.panel import Panel
 
 __all__ = [
     "AttentionPanel",
@@ -39,291 +32,6 @@ __all__ = [
     "ThreeLimitsPanel",
     "device_name",
 ]
-
-WIDTHS = (8, 16, 32, 64, 128, 256, 512)
-DRAWS = (8, 16, 32, 64, 128, 256, 512)
-DECAY_LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
-_SLIDER = {"continuous_update": False, "style": {"description_width": "90px"}}
-_CHOICE = {"style": {"description_width": "90px"}}
-_MONO = "font-size: 11px; font-family: monospace; line-height: 1.25"
-_LABELS = {
-    "heads": "heads",
-    "width": "width",
-    "draws": "draws",
-    "depth": "blocks",
-    "scaling": "scaling",
-    "mechanism": "mechanism",
-    "layernorm": "LayerNorm",
-    "residual": "residual",
-    "nonlinearity": "MLP",
-    "pos_emb": "positions",
-    "decay": "decay",
-    "decay_length": "decay length",
-    "pos_std": "position std",
-    "val_pos_emb": "values see positions",
-    "inputs": "inputs",
-    "seq_len": "length",
-    "n_inputs": "inputs N",
-    "dtype": "dtype",
-}
-_CHOICES = {
-    "scaling": model.SCALINGS,
-    "mechanism": model.MECHANISMS,
-    "nonlinearity": model.NONLINEARITIES,
-    "pos_emb": model.POS_EMB_TYPES,
-    "decay": model.DECAY_FAMILIES,
-    "inputs": model.INPUT_KINDS,
-    "dtype": model.DTYPES,
-}
-_TOGGLES = ("scaling", "pos_emb", "dtype")
-_STEPS = {"heads": model.HEADS, "width": WIDTHS, "draws": DRAWS, "decay_length": DECAY_LENGTHS}
-_RANGES = {"depth": (1, 4), "seq_len": (2, 32), "n_inputs": (2, 16)}
-
-
-def _control(name: str, label: str, cfg: Config) -> w.ValueWidget:
-    """The widget of one :class:`Config` field, at ``cfg``'s value."""
-    value = getattr(cfg, name)
-    if name in _STEPS:  # log-spaced values
-        options = tuple(sorted({*_STEPS[name], value}))
-        return w.SelectionSlider(options=options, value=value, description=label, **_SLIDER)
-    if name in _RANGES:
-        lo, hi = _RANGES[name]
-        return w.IntSlider(value=value, min=lo, max=hi, description=label, **_SLIDER)
-    if name in _CHOICES:
-        kind = w.ToggleButtons if name in _TOGGLES else w.Dropdown
-        options = model.input_kinds() if name == "inputs" else _CHOICES[name]
-        return kind(options=options, value=value, description=label, **_CHOICE)
-    if name == "pos_std":
-        return w.FloatSlider(value=value, min=0.0, max=2.0, step=0.25, description=label, **_SLIDER)
-    return w.Checkbox(value=value, description=label, indent=False)
-
-
-def use_compilation_cache() -> None:
-    """Keep compiled JAX programs on disk (``$XDG_CACHE_HOME/infattn/jax``) unless set already.
-
-    The panels compile a program per model structure (seconds on a loaded CPU); with
-    the cache a structure seen in an earlier session, or by the notebooks' CI run,
-    loads instead. Set ``jax_compilation_cache_dir`` yourself to choose another place.
-    """
-    if jax.config.jax_compilation_cache_dir:
-        return
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    jax.config.update("jax_compilation_cache_dir", str(base / "infattn" / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-use_compilation_cache()
-
-
-def device_name() -> str:
-    """The device JAX computes on: ``jax.devices()[0]`` as ``platform: kind``."""
-    d = jax.devices()[0]
-    return f"{d.platform}: {d.device_kind}" if d.device_kind != d.platform else d.platform
-
-
-# ------------------------------------------------------------------ controls
-
-
-class Controls(w.VBox):
-    """Every control of :class:`~infattn.explore.model.Config` as a widget.
-
-    ``config`` is the current :class:`Config`; ``observe_config(fn)`` calls
-    ``fn(config)`` after any control changes. ``widgets[name]`` is the widget of
-    one field (e.g. ``controls.widgets["heads"].value = 16``).
-    """
-
-    def __init__(self, config: Config | None = None) -> None:
-        cfg = Config.default() if config is None else config
-        self.widgets: dict[str, w.ValueWidget] = {
-            name: _control(name, label, cfg) for name, label in _LABELS.items()
-        }
-        self._seed = cfg.seed
-        self._callbacks: list = []
-        for widget in self.widgets.values():
-            widget.observe(self._changed, names="value")
-        g = self.widgets
-
-        def rows(*names: tuple[str, ...]) -> w.VBox:
-            return w.VBox([w.HBox([g[n] for n in row]) for row in names])
-
-        tabs = w.Tab(
-            children=[
-                rows(
-                    ("scaling",), ("depth", "mechanism"), ("nonlinearity", "layernorm", "residual")
-                ),
-                rows(("pos_emb",), ("decay", "decay_length"), ("pos_std", "val_pos_emb")),
-                rows(("inputs", "dtype"), ("seq_len", "n_inputs")),
-            ]
-        )
-        for i, title in enumerate(("model", "positions", "inputs")):
-            tabs.set_title(i, title)
-        tabs.selected_index = 0
-        super().__init__([w.HBox([g["heads"], g["width"], g["draws"]]), tabs])
-
-    @property
-    def config(self) -> Config:
-        """The :class:`Config` of the current control values."""
-        values = {name: widget.value for name, widget in self.widgets.items()}
-        return Config(seed=self._seed, **values)
-
-    def observe_config(self, fn: Any) -> None:
-        """Call ``fn(config)`` after every control change."""
-        self._callbacks.append(fn)
-
-    def _changed(self, change: dict) -> None:
-        cfg = self.config
-        for fn in self._callbacks:
-            fn(cfg)
-
-
-# ------------------------------------------------------------------ panel base
-
-
-class _LockedCanvas(Canvas):
-    """An ipympl canvas that rasterises under the panel's lock.
-
-    The browser asks for a new image (handled on the kernel's main thread) while
-    the worker thread may be updating artists; the lock keeps a figure from being
-    drawn half-updated.
-    """
-
-    def __init__(self, figure: Figure, lock: threading.RLock) -> None:
-        super().__init__(figure)
-        self._infattn_lock = lock
-
-    def draw(self) -> None:
-        with self._infattn_lock:
-            super().draw()
-
-
-class Panel(w.VBox):
-    """Header with the device, controls, one ipympl figure, progress, errors, "Show code".
-
-    Subclasses set ``title``, ``code_panel``, ``figsize``, build their axes in
-    ``make_axes`` and draw a view in ``draw``; ``views(config)`` is the generator.
-    ``rendered`` counts the views drawn; each job's ``view_times`` say when.
-    """
-
-    title: ClassVar[str] = ""
-    code_panel: ClassVar[str] = ""
-    figsize: ClassVar[tuple[float, float]] = (9.0, 4.0)
-
-    def __init__(self, controls: Controls | None = None, **config: Any) -> None:
-        self.controls = (
-            Controls(Config.default().replace(**config)) if controls is None else controls
-        )
-        self.runner = Runner()
-        self.rendered = 0
-        self._draw_lock = threading.RLock()
-        self.figure = Figure(figsize=self.figsize, layout="constrained")
-        self.canvas = _LockedCanvas(self.figure, self._draw_lock)
-        FigureManager(self.canvas, 0)
-        self.canvas.header_visible = False
-        self.canvas.footer_visible = False
-        self.canvas.toolbar_visible = "fade-in-fade-out"
-        self.make_axes()
-        self.header = w.HTML(
-            f"<b>{html.escape(self.title)}</b> &nbsp;·&nbsp; computing on "
-            f"<code>{html.escape(device_name())}</code>"
-        )
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "220px"})
-        self.status = w.Label("")
-        self.status.add_class("infattn-status")
-        self.stop_button = w.Button(description="Stop", icon="stop", layout={"width": "90px"})
-        self.stop_button.on_click(lambda _: self.runner.stop())
-        self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
-        self.code_button.observe(lambda _: self._show_code(), names="value")
-        self.error = w.HTML("")
-        self.code = w.HTML("")
-        self.extra = w.HTML("")
-        row = w.HBox([self.progress, self.stop_button, self.code_button, self.status])
-        children = [self.header, self.controls, *self.extra_controls(), self.canvas, row]
-        super().__init__([*children, self.error, self.extra, self.code])
-        self.add_class("infattn-panel")
-        self.controls.observe_config(lambda _: self.refresh())
-        job = self.refresh()
-        if model.fast_mode():  # notebooks in CI: fail the cell if the computation fails
-            job.wait(600)
-            if job.error is not None:
-                raise RuntimeError(f"{self.title}: {job.error}") from job.error
-
-    # subclass hooks
-    def extra_controls(self) -> list:
-        return []
-
-    def make_axes(self) -> None:
-        raise NotImplementedError
-
-    def views(self, cfg: Config) -> Any:
-        raise NotImplementedError
-
-    def draw(self, view: Any, cfg: Config) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    def fraction(view: Any) -> tuple[float, str]:
-        done, total = getattr(view, "done", 1), max(getattr(view, "total", 1), 1)
-        return done / total, f"{done}/{total}"
-
-    # machinery
-    def refresh(self) -> Job:
-        """Start computing the current configuration (cancelling the running job)."""
-        try:
-            cfg = self.controls.config
-        except ValueError as e:
-            self._fail(e, str(e))
-            return self.runner.current
-        started = time.perf_counter()
-        self.status.value = "computing…"
-        self._show_code()
-        return self.runner.submit(
-            lambda: self.views(cfg),
-            lambda view, job: self._on_view(view, job, cfg, started),
-            lambda e, details, job: self._on_error(e, details, job),
-            self._on_end,
-            wait_after=1,  # the analytic view does not wait for the cancelled job
-        )
-
-    def _on_view(self, view: Any, job: Job, cfg: Config, started: float) -> None:
-        with self._draw_lock:
-            if job is not self.runner.current:
-                return
-            self.draw(view, cfg)
-            self.canvas.draw_idle()
-            frac, text = self.fraction(view)
-            self.progress.value = frac
-            self.status.value = f"{text} · {time.perf_counter() - started:.1f} s"
-            self.error.value = ""
-            self.rendered += 1
-
-    def _on_error(self, e: BaseException, details: str, job: Job) -> None:
-        if job is self.runner.current:
-            self._fail(e, details)
-
-    def _fail(self, e: BaseException, details: str) -> None:
-        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        self.error.value = (
-            '<details class="infattn-error"><summary style="color:#b00020">⚠ '
-            f"{html.escape(line[:300])}</summary><pre>{html.escape(details)}</pre></details>"
-        )
-        self.status.value = "failed"
-
-    def _on_end(self, job: Job) -> None:
-        if job is self.runner.current and job.status == "stopped":
-            self.status.value = f"stopped · {self.status.value}"
-
-    def _show_code(self) -> None:
-        if not self.code_button.value:
-            self.code.value = ""
-            return
-        try:
-            text = code.panel_code(self.controls.config, self.code_panel)
-        except ValueError as e:
-            text = f"# {e}"
-        self.code.value = f"<pre class='infattn-code'>{html.escape(text)}</pre>"
-
-
-# ------------------------------------------------------------------ panels
 
 
 class KernelPanel(Panel):
@@ -472,7 +180,7 @@ class GaussianityPanel(Panel):
         report = (
             ""
             if view.report is None
-            else f"<pre style='{_MONO}'>{html.escape(str(view.report))}</pre>"
+            else f"<pre style='{MONO}'>{html.escape(str(view.report))}</pre>"
         )
         self.extra.value = report
 
@@ -522,7 +230,7 @@ class AttentionPanel(Panel):
 
     def extra_controls(self) -> list:
         n = self.controls.config.n_inputs
-        self.index = w.IntSlider(value=0, min=0, max=n - 1, description="input", **_SLIDER)
+        self.index = w.IntSlider(value=0, min=0, max=n - 1, description="input", **SLIDER)
         self.index.observe(lambda _: self.refresh(), names="value")
         self.controls.widgets["n_inputs"].observe(self._clamp, names="value")
         return [self.index]

@@ -1,0 +1,170 @@
+"""The explorer's panel machinery: header, controls, one ipympl figure, progress, errors.
+
+:class:`Panel` runs its subclass's generator of views (:mod:`infattn.explore.compute`)
+on a worker thread (:mod:`infattn.explore.jobs`) and draws every view as it arrives,
+under a lock shared with the canvas's rasterisation. Changing a control cancels the
+running job and starts a new one; Stop ends it. A failing computation shows a
+one-line message (details expandable) and leaves the controls working.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import Any, ClassVar
+
+import ipywidgets as w
+from ipympl.backend_nbagg import Canvas, FigureManager
+from matplotlib.figure import Figure
+
+from infattn.explore import code, model
+from infattn.explore.controls import Controls, device_name
+from infattn.explore.jobs import Job, Runner
+from infattn.explore.model import Config
+
+__all__ = ["Panel"]
+
+
+class _LockedCanvas(Canvas):
+    """An ipympl canvas that rasterises under the panel's lock.
+
+    The browser asks for a new image (handled on the kernel's main thread) while
+    the worker thread may be updating artists; the lock keeps a figure from being
+    drawn half-updated.
+    """
+
+    def __init__(self, figure: Figure, lock: threading.RLock) -> None:
+        super().__init__(figure)
+        self._infattn_lock = lock
+
+    def draw(self) -> None:
+        with self._infattn_lock:
+            super().draw()
+
+
+class Panel(w.VBox):
+    """Header with the device, controls, one ipympl figure, progress, errors, "Show code".
+
+    Subclasses set ``title``, ``code_panel``, ``figsize``, build their axes in
+    ``make_axes`` and draw a view in ``draw``; ``views(config)`` is the generator.
+    ``rendered`` counts the views drawn; each job's ``view_times`` say when.
+    """
+
+    title: ClassVar[str] = ""
+    code_panel: ClassVar[str] = ""
+    figsize: ClassVar[tuple[float, float]] = (9.0, 4.0)
+
+    def __init__(self, controls: Controls | None = None, **config: Any) -> None:
+        self.controls = (
+            Controls(Config.default().replace(**config)) if controls is None else controls
+        )
+        self.runner = Runner()
+        self.rendered = 0
+        self._draw_lock = threading.RLock()
+        self.figure = Figure(figsize=self.figsize, layout="constrained")
+        self.canvas = _LockedCanvas(self.figure, self._draw_lock)
+        FigureManager(self.canvas, 0)
+        self.canvas.header_visible = False
+        self.canvas.footer_visible = False
+        self.canvas.toolbar_visible = "fade-in-fade-out"
+        self.make_axes()
+        self.header = w.HTML(
+            f"<b>{html.escape(self.title)}</b> &nbsp;·&nbsp; computing on "
+            f"<code>{html.escape(device_name())}</code>"
+        )
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "220px"})
+        self.status = w.Label("")
+        self.status.add_class("infattn-status")
+        self.stop_button = w.Button(description="Stop", icon="stop", layout={"width": "90px"})
+        self.stop_button.on_click(lambda _: self.runner.stop())
+        self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
+        self.code_button.observe(lambda _: self._show_code(), names="value")
+        self.error = w.HTML("")
+        self.code = w.HTML("")
+        self.extra = w.HTML("")
+        row = w.HBox([self.progress, self.stop_button, self.code_button, self.status])
+        children = [self.header, self.controls, *self.extra_controls(), self.canvas, row]
+        super().__init__([*children, self.error, self.extra, self.code])
+        self.add_class("infattn-panel")
+        self.controls.observe_config(lambda _: self.refresh())
+        job = self.refresh()
+        if model.fast_mode():  # notebooks in CI: fail the cell if the computation fails
+            job.wait(600)
+            if job.error is not None:
+                raise RuntimeError(f"{self.title}: {job.error}") from job.error
+
+    # subclass hooks
+    def extra_controls(self) -> list:
+        return []
+
+    def make_axes(self) -> None:
+        raise NotImplementedError
+
+    def views(self, cfg: Config) -> Any:
+        raise NotImplementedError
+
+    def draw(self, view: Any, cfg: Config) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def fraction(view: Any) -> tuple[float, str]:
+        done, total = getattr(view, "done", 1), max(getattr(view, "total", 1), 1)
+        return done / total, f"{done}/{total}"
+
+    # machinery
+    def refresh(self) -> Job:
+        """Start computing the current configuration (cancelling the running job)."""
+        try:
+            cfg = self.controls.config
+        except ValueError as e:
+            self._fail(e, str(e))
+            return self.runner.current
+        started = time.perf_counter()
+        self.status.value = "computing…"
+        self._show_code()
+        return self.runner.submit(
+            lambda: self.views(cfg),
+            lambda view, job: self._on_view(view, job, cfg, started),
+            lambda e, details, job: self._on_error(e, details, job),
+            self._on_end,
+            wait_after=1,  # the analytic view does not wait for the cancelled job
+        )
+
+    def _on_view(self, view: Any, job: Job, cfg: Config, started: float) -> None:
+        with self._draw_lock:
+            if job is not self.runner.current:
+                return
+            self.draw(view, cfg)
+            self.canvas.draw_idle()
+            frac, text = self.fraction(view)
+            self.progress.value = frac
+            self.status.value = f"{text} · {time.perf_counter() - started:.1f} s"
+            self.error.value = ""
+            self.rendered += 1
+
+    def _on_error(self, e: BaseException, details: str, job: Job) -> None:
+        if job is self.runner.current:
+            self._fail(e, details)
+
+    def _fail(self, e: BaseException, details: str) -> None:
+        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        self.error.value = (
+            '<details class="infattn-error"><summary style="color:#b00020">⚠ '
+            f"{html.escape(line[:300])}</summary><pre>{html.escape(details)}</pre></details>"
+        )
+        self.status.value = "failed"
+
+    def _on_end(self, job: Job) -> None:
+        if job is self.runner.current and job.status == "stopped":
+            self.status.value = f"stopped · {self.status.value}"
+
+    def _show_code(self) -> None:
+        if not self.code_button.value:
+            self.code.value = ""
+            return
+        try:
+            text = code.panel_code(self.controls.config, self.code_panel)
+        except ValueError as e:
+            text = f"# {e}"
+        self.code.value = f"<pre class='infattn-code'>{html.escape(text)}</pre>"
