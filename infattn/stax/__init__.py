@@ -8,6 +8,7 @@ written with these layers runs unchanged. Each constructor returns
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
+from infattn.stax.dot_general import DotGeneral
 from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
     ABRelu,
@@ -20,6 +21,7 @@ from infattn.stax.elementwise import (
     Sign,
 )
 from infattn.stax.exponential import Cos, Exp, ExpNormalized, Gabor, Gaussian, Rbf, Sin
+from infattn.stax.indexing import Index, Slice
 from infattn.stax.layer import MaskedArray
 from infattn.stax.linear import Conv, Dense
 from infattn.stax.normalization import LayerNorm
@@ -34,6 +36,7 @@ __all__ = [
     "Conv",
     "Cos",
     "Dense",
+    "DotGeneral",
     "Dropout",
     "Elementwise",
     "ElementwiseNumerical",
@@ -53,6 +56,7 @@ __all__ = [
     "GlobalSumPool",
     "Hermite",
     "Identity",
+    "Index",
     "LayerNorm",
     "LeakyRelu",
     "MaskedArray",
@@ -64,6 +68,7 @@ __all__ = [
     "Sigmoid_like",
     "Sign",
     "Sin",
+    "Slice",
     "SumPool",
     "parallel",
     "repeat",

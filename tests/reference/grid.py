@@ -1094,6 +1094,123 @@ def dropout_fan_in_archs() -> list[Arch]:
     ]
 
 
+# ----------------------------------------------------------- Index, DotGeneral (issue 9)
+
+_ALL = slice(None)
+
+
+def index_archs() -> list[Arch]:
+    """Index: spatial slices and integers, the batch axis, ``...``, a channels-first layout."""
+    conv = L("Conv", 3, (2, 2), padding="SAME")
+    nchw = {"dimension_numbers": ("NCHW", "OIHW", "NCHW")}
+    return [
+        Arch(
+            "index_seq",
+            serial(L("Dense", 4), L("Relu"), L("Index", (_ALL, slice(1, 4))), L("Dense", 2)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "index_img_batch_row",
+            serial(
+                conv,
+                L("Relu"),
+                L("Index", (slice(None, None, 2), _ALL, 1)),
+                L("Conv", 2, (2,), b_std=0.1),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "index_ellipsis_reverse",
+            serial(conv, L("Index", (Ellipsis, slice(None, None, -1), _ALL)), L("Erf"), L("Flatten")),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "index_nchw",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME", **nchw),
+                L("Index", (_ALL, _ALL, slice(1, None), slice(None, None, 2)), channel_axis=1),
+                L("Relu"),
+                L("Conv", 2, (2, 1), **nchw),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12"),
+        ),
+    ]
+
+
+def dot_general_archs() -> list[Arch]:
+    """DotGeneral: a scalar, contractions, a constant on the left, paired (batch) dimensions."""
+    conv = L("Conv", 4, (1, 2), padding="SAME")
+    flip = ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.5, 0.0, 1.0))
+    return [
+        Arch(
+            "dotgen_scalar",
+            serial(L("Dense", 3), L("Relu"), L("DotGeneral", rhs=2.0), L("Dense", 2)),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "dotgen_contract_h",
+            serial(
+                conv,
+                L("Relu"),
+                L("DotGeneral", rhs=(1.0, -1.0, 0.5), dimension_numbers=(((1,), (0,)), ((), ()))),
+                L("Conv", 2, (2,)),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_lhs_mix_h",
+            serial(
+                conv,
+                L("Erf"),
+                L("DotGeneral", lhs=flip, dimension_numbers=(((1,), (1,)), ((), ()))),
+                L("GlobalAvgPool", batch_axis=1),
+                L("Dense", 2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_paired_h",
+            serial(
+                conv,
+                L("Relu"),
+                L(
+                    "DotGeneral",
+                    rhs=((1.0, 0.5), (-1.0, 2.0), (0.3, 0.0)),
+                    dimension_numbers=(((), ()), ((1,), (0,))),
+                ),
+                L("GlobalSumPool", batch_axis=1, channel_axis=3),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_contract_w_new_axis",
+            serial(
+                conv,
+                L("Relu"),
+                L(
+                    "DotGeneral",
+                    rhs=((1.0, 0.0), (0.5, -1.0), (0.0, 2.0), (1.0, 1.0)),
+                    dimension_numbers=(((2,), (0,)), ((), ())),
+                ),
+                L("Dense", 3, channel_axis=2),
+                L("Relu"),
+                L("GlobalAvgPool", channel_axis=2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
 def architectures() -> list[Arch]:
     """All architectures of the parity grid."""
     return [
@@ -1112,6 +1229,8 @@ def architectures() -> list[Arch]:
         *attention_img_archs(),
         *transformer_archs(),
         *dropout_fan_in_archs(),
+        *index_archs(),
+        *dot_general_archs(),
     ]
 
 
