@@ -24,6 +24,7 @@ from infattn.stax.exponential import Cos, Exp, ExpNormalized, Gabor, Gaussian, R
 from infattn.stax.indexing import Index, Slice
 from infattn.stax.layer import MaskedArray
 from infattn.stax.linear import Conv, Dense
+from infattn.stax.masking import unmask_fn
 from infattn.stax.normalization import LayerNorm
 from infattn.stax.numerical import Elementwise, ElementwiseNumerical
 from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
@@ -73,4 +74,5 @@ __all__ = [
     "parallel",
     "repeat",
     "serial",
+    "unmask_fn",
 ]

@@ -134,6 +134,9 @@ def _letters(ndim, n_other, is_lhs, in_paired, other_paired, in_b, axes) -> DotP
 def dot_kernel(k: Kernel, plan: DotPlan, other: np.ndarray, mask_fn: Any) -> Kernel:
     """``k`` mapped by the constant ``other`` (canonical layout; ``k`` without replicates)."""
 
+    shape1 = out_shape(k.shape1, plan, other.shape)
+    shape2 = out_shape(k.shape2, plan, other.shape)
+
     def cross(m: Array | None, batch: str) -> Array | None:
         if m is None:
             return None
@@ -147,8 +150,8 @@ def dot_kernel(k: Kernel, plan: DotPlan, other: np.ndarray, mask_fn: Any) -> Ker
         cov2=cross(k.cov2, "i"),
         mask1=mask_fn(k.mask1),
         mask2=mask_fn(k.mask2),
-        shape1=out_shape(k.shape1, plan, other.shape),
-        shape2=out_shape(k.shape2, plan, other.shape),
+        shape1=shape1,
+        shape2=shape2,
     )
 
 

@@ -193,7 +193,9 @@ def Index(idx: Any, batch_axis: int = 0, channel_axis: int = -1):
 
     boundary = layout.Boundary(axes, out_axes=lambda ndim: plan(ndim).out_axes)
     name = f"Index({idx!r})"
-    return make_layer(init, apply, kernel, name, pairwise=not _indexes_batch(idx, axes), boundary=boundary)
+    return make_layer(
+        init, apply, kernel, name, pairwise=not _indexes_batch(idx, axes), boundary=boundary
+    )
 
 
 def _indexes_batch(idx: Any, axes: layout.Axes) -> bool:

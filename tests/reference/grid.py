@@ -1123,7 +1123,9 @@ def index_archs() -> list[Arch]:
         ),
         Arch(
             "index_ellipsis_reverse",
-            serial(conv, L("Index", (Ellipsis, slice(None, None, -1), _ALL)), L("Erf"), L("Flatten")),
+            serial(
+                conv, L("Index", (Ellipsis, slice(None, None, -1), _ALL)), L("Erf"), L("Flatten")
+            ),
             **_img(),
             mask_constant=-2.5,
         ),
