@@ -5,6 +5,7 @@ written with these layers runs unchanged. Each constructor returns
 ``(init_fn, apply_fn, kernel_fn)``.
 """
 
+from infattn.stax.aggregate import Aggregate, AggregateImplementation
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
@@ -33,6 +34,8 @@ from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool,
 __all__ = [
     "ABRelu",
     "Abs",
+    "Aggregate",
+    "AggregateImplementation",
     "AvgPool",
     "Conv",
     "Cos",

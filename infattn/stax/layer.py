@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
-from infattn.stax import layout, tiling
+from infattn.stax import call_kwargs, layout, tiling
 from infattn.stax.diagonal import keep_diagonals
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
@@ -124,7 +124,15 @@ def make_layer(
         mask_constant: float | None = None,
         diagonal_batch: bool | None = None,
         diagonal_spatial: bool | None = None,
+        **kwargs: Any,
     ):
+        if kwargs:  # neural-tangents passes them to every layer (Aggregate's pattern)
+            if diagonal_batch is not None or diagonal_spatial is not None:
+                raise NotImplementedError(
+                    f"diagonal_batch/diagonal_spatial: not supported with {sorted(kwargs)}"
+                )
+            with call_kwargs.held(kwargs):
+                return kernel_of(x1, x2, get, mask_constant=mask_constant)
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
         if not (full_batch or _check_flag(diagonal_spatial, "diagonal_spatial")):
             return kernel_of(x1, x2, get, mask_constant=mask_constant)
@@ -174,7 +182,7 @@ def make_layer(
             ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
             return _select(with_standard_errors(rule(ks)), names)
         x1, x2, axes = one_input(x1, x2)
-        if x2 is None and pairwise:
+        if x2 is None and pairwise and not call_kwargs.current():
             check_finite(x1, "x1", mask_constant)
             t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
             if t is not None:
