@@ -9,7 +9,9 @@ Each layer is written as three small pure functions over explicit masks,
 
 and :func:`make_layer` turns them into the public triple with
 neural-tangents' calling conventions: ``apply_fn(params, x, *, mask_constant=None)``
-and ``kernel_fn(x1, x2=None, get=None, *, mask_constant=None)``. Combinators
+and ``kernel_fn(x1, x2=None, get=None, *, mask_constant=None, **kwargs)`` (extra
+keywords such as ``Aggregate``'s ``pattern`` reach the rules through
+:mod:`infattn.stax.call_kwargs`). Combinators
 reach the three parts of their children through ``kernel_fn.layer``.
 """
 
