@@ -184,7 +184,7 @@ def Aggregate(
         return jnp.einsum(f"n{spatial}c,n{pat}->n{out}c", x, p), mask
 
     def kernel(k):
-        pattern = call_kwargs.current().get("pattern", (None, None))
+        pattern = call_kwargs.get("pattern", (None, None))
         p1, p2 = _pair(pattern)
         if p1 is None and p2 is None:
             return k

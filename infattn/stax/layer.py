@@ -184,7 +184,7 @@ def make_layer(
             ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
             return _select(with_standard_errors(rule(ks)), names)
         x1, x2, axes = one_input(x1, x2)
-        if x2 is None and pairwise and not call_kwargs.current():
+        if x2 is None and pairwise and not call_kwargs.active():
             check_finite(x1, "x1", mask_constant)
             t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
             if t is not None:

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import infattn
 from infattn import stax
 from infattn.empirical import monte_carlo_kernel_fn
 from infattn.stax.aggregate import edges_to_dense
@@ -104,3 +105,13 @@ def test_never_tiled_and_errors():
         stax.Aggregate(implementation="SPARSEST")
     with pytest.raises(NotImplementedError, match="diagonal_batch"):
         kernel_fn(IMAGES, pattern=(dense, dense), diagonal_batch=False)
+
+
+def test_batch_cuts_patterns_with_the_inputs():
+    x = RNG.standard_normal((4, 3, 2))
+    p = RNG.standard_normal((4, 3, 3))
+    _, _, kernel_fn = stax.serial(stax.Dense(3), stax.Relu(), stax.Aggregate(), stax.Dense(2))
+    whole = kernel_fn(x, None, ("nngp", "ntk"), pattern=(p, p))
+    blocks = infattn.batch(kernel_fn, 2)(x, None, ("nngp", "ntk"), pattern=(p, p))
+    for a, b in zip(whole, blocks, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
