@@ -213,8 +213,9 @@ def DotGeneral(
     def mask_fn(mask: Array | None) -> Array | None:
         if mask is None:
             return None
-        valid = (~mask)[..., None].astype(other.dtype)
-        hits = jnp.einsum(plan(valid.ndim).finite(), valid, (other != 0).astype(other.dtype))
+        dtype = jnp.result_type(float)  # counts of unmasked terms, in the default float
+        valid = (~mask)[..., None].astype(dtype)
+        hits = jnp.einsum(plan(valid.ndim).finite(), valid, jnp.asarray(other != 0, dtype))
         return hits[..., 0] <= 0
 
     def init(rng, input_shape):
