@@ -74,11 +74,33 @@ def batch(
             row = []
             for j in starts2:
                 b = None if same and i == j else x2v[j : j + batch_size]
-                row.append(_store(kernel_fn(a, b, *args, **kwargs), store_on_device))
+                kw = _block_kwargs(kwargs, (x1.shape[0], x2v.shape[0]), i, j, batch_size)
+                row.append(_store(kernel_fn(a, b, *args, **kw), store_on_device))
             rows.append(row)
         return _assemble(rows, same, store_on_device)
 
     return batched
+
+
+def _block_kwargs(
+    kwargs: dict[str, Any], sizes: tuple[int, int], i: int, j: int, size: int
+) -> dict[str, Any]:
+    """``kwargs`` for the block of examples ``i:i+size`` of ``x1`` and ``j:j+size`` of ``x2``.
+
+    A pair ``(v1, v2)`` of per-example arrays (leading axes ``N1`` and ``N2``, e.g.
+    ``Aggregate``'s ``pattern``) is cut like the inputs (neural-tangents' rule); other
+    values pass unchanged.
+    """
+    out = dict(kwargs)
+    for name, v in kwargs.items():
+        if (
+            name != "rng"
+            and isinstance(v, tuple | list)
+            and len(v) == 2
+            and all(np.ndim(a) >= 1 and np.shape(a)[0] == n for a, n in zip(v, sizes, strict=True))
+        ):
+            out[name] = (v[0][i : i + size], v[1][j : j + size])
+    return out
 
 
 def _store(out: Any, on_device: bool) -> Any:

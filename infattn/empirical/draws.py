@@ -19,6 +19,7 @@ import numpy as np
 
 from infattn.empirical import derivatives
 from infattn.empirical.layout import canonical_axes, contract, trace_and_diagonal
+from infattn.stax.masking import unmask
 
 Array = jax.Array
 Axes = int | Sequence[int]
@@ -95,14 +96,7 @@ def output(net: Network, params: Any, x: Array, kw: dict) -> Array:
         >>> output(Network(init_fn, apply_fn), params, jnp.ones((1, 3)), {}).shape
         (1, 2)
     """
-    out = net.apply_fn(params, x, **kw)
-    if hasattr(out, "masked_value") and hasattr(out, "mask"):
-        value, mask = out.masked_value, out.mask
-        if mask is None:
-            return value
-        mask = jnp.asarray(mask)
-        mask = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim))
-        return jnp.where(mask, jnp.zeros((), value.dtype), value)
+    out = unmask(net.apply_fn(params, x, **kw))
     if not isinstance(out, jax.Array | np.ndarray):
         raise TypeError(f"apply_fn: expected an array or a MaskedArray output, got {type(out)}")
     return out

@@ -5,9 +5,11 @@ written with these layers runs unchanged. Each constructor returns
 ``(init_fn, apply_fn, kernel_fn)``.
 """
 
+from infattn.stax.aggregate import Aggregate, AggregateImplementation
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
+from infattn.stax.dot_general import DotGeneral
 from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
     ABRelu,
@@ -20,8 +22,10 @@ from infattn.stax.elementwise import (
     Sign,
 )
 from infattn.stax.exponential import Cos, Exp, ExpNormalized, Gabor, Gaussian, Rbf, Sin
+from infattn.stax.indexing import Index, Slice
 from infattn.stax.layer import MaskedArray
 from infattn.stax.linear import Conv, Dense
+from infattn.stax.masking import unmask_fn
 from infattn.stax.normalization import LayerNorm
 from infattn.stax.numerical import Elementwise, ElementwiseNumerical
 from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
@@ -30,10 +34,13 @@ from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool,
 __all__ = [
     "ABRelu",
     "Abs",
+    "Aggregate",
+    "AggregateImplementation",
     "AvgPool",
     "Conv",
     "Cos",
     "Dense",
+    "DotGeneral",
     "Dropout",
     "Elementwise",
     "ElementwiseNumerical",
@@ -53,6 +60,7 @@ __all__ = [
     "GlobalSumPool",
     "Hermite",
     "Identity",
+    "Index",
     "LayerNorm",
     "LeakyRelu",
     "MaskedArray",
@@ -64,8 +72,10 @@ __all__ = [
     "Sigmoid_like",
     "Sign",
     "Sin",
+    "Slice",
     "SumPool",
     "parallel",
     "repeat",
     "serial",
+    "unmask_fn",
 ]

@@ -9,7 +9,9 @@ Each layer is written as three small pure functions over explicit masks,
 
 and :func:`make_layer` turns them into the public triple with
 neural-tangents' calling conventions: ``apply_fn(params, x, *, mask_constant=None)``
-and ``kernel_fn(x1, x2=None, get=None, *, mask_constant=None)``. Combinators
+and ``kernel_fn(x1, x2=None, get=None, *, mask_constant=None, **kwargs)`` (extra
+keywords such as ``Aggregate``'s ``pattern`` reach the rules through
+:mod:`infattn.stax.call_kwargs`). Combinators
 reach the three parts of their children through ``kernel_fn.layer``.
 """
 
@@ -26,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
-from infattn.stax import layout, tiling
+from infattn.stax import call_kwargs, layout, tiling
 from infattn.stax.diagonal import keep_diagonals
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
@@ -124,7 +126,15 @@ def make_layer(
         mask_constant: float | None = None,
         diagonal_batch: bool | None = None,
         diagonal_spatial: bool | None = None,
+        **kwargs: Any,
     ):
+        if kwargs:  # neural-tangents passes them to every layer (Aggregate's pattern)
+            if diagonal_batch is not None or diagonal_spatial is not None:
+                raise NotImplementedError(
+                    f"diagonal_batch/diagonal_spatial: not supported with {sorted(kwargs)}"
+                )
+            with call_kwargs.held(kwargs):
+                return kernel_of(x1, x2, get, mask_constant=mask_constant)
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
         if not (full_batch or _check_flag(diagonal_spatial, "diagonal_spatial")):
             return kernel_of(x1, x2, get, mask_constant=mask_constant)
@@ -174,7 +184,7 @@ def make_layer(
             ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
             return _select(with_standard_errors(rule(ks)), names)
         x1, x2, axes = one_input(x1, x2)
-        if x2 is None and pairwise:
+        if x2 is None and pairwise and not call_kwargs.active():
             check_finite(x1, "x1", mask_constant)
             t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
             if t is not None:

@@ -146,6 +146,9 @@ class Arch:
     layout: str | None = None
     """Axis order of the inputs, e.g. ``'CNHW'``: a permutation of ``N``, the spatial
     letters ``H``, ``W`` (``H`` alone in 1-D) and ``C`` (``None``: ``N...C``)."""
+    graph: str | None = None
+    """``'DENSE'`` or ``'SPARSE'``: ``kernel_fn`` gets ``pattern=(p1, p2)``, random graphs
+    over all spatial positions (:meth:`Case.kernel_kwargs`); ``None``: no keywords."""
 
 
 VARIANTS = ("x11", "x11_masked", "x12", "x12_masked")
@@ -162,6 +165,7 @@ class Case:
     with_x2: bool
     mask_constant: float | None
     layout: str | None = None
+    graph: str | None = None
 
     def build(self, stax: Any) -> Any:
         """``(init_fn, apply_fn, kernel_fn)`` of this case's network in ``stax``."""
@@ -176,10 +180,36 @@ class Case:
     def spec(self) -> str:
         """Stable description of everything that determines the reference kernels."""
         layout = "" if self.layout is None else f" layout={self.layout}"
+        graph = "" if self.graph is None else f" graph={self.graph}"
         return (
             f"{self.net.describe()} | spatial={self.spatial} channels={self.channels} "
             f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}{layout}"
+            f"{graph}"
         )
+
+    def kernel_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``kernel_fn``: ``pattern=(p1, p2)`` for graph cases.
+
+        ``'DENSE'``: weighted adjacency ``(n, *spatial, *spatial)``, about half the
+        arcs present; ``'SPARSE'``: ``(n, 2 * positions, K, 2)`` integer edges, some
+        repeated, the last few with a head of ``-1`` (padding).
+        """
+        if self.graph is None:
+            return {}
+        rng = np.random.RandomState(self.seed + 1)
+        p1 = self._pattern(rng, N1)
+        p2 = self._pattern(rng, N2) if self.with_x2 else p1
+        return {"pattern": (p1, p2)}
+
+    def _pattern(self, rng: np.random.RandomState, n: int) -> np.ndarray:
+        if self.graph == "DENSE":
+            shape = (n, *self.spatial, *self.spatial)
+            return rng.standard_normal(shape) * (rng.uniform(size=shape) < 0.5)
+        n_edges = 2 * math.prod(self.spatial)
+        ends = [rng.randint(0, s, size=(n, n_edges, 2)) for s in self.spatial]
+        edges = np.stack(ends, axis=2)  # (n, n_edges, K, 2)
+        edges[:, -3:, 0, 1] = -1
+        return edges
 
     def canonical_letters(self) -> str:
         """``N``, the spatial letters and ``C``: the axes of the canonical inputs."""
@@ -239,6 +269,7 @@ def expand(arch: Arch) -> Iterator[Case]:
                 with_x2=with_x2,
                 mask_constant=arch.mask_constant if masked else None,
                 layout=arch.layout,
+                graph=arch.graph,
             )
 
 
@@ -1094,6 +1125,198 @@ def dropout_fan_in_archs() -> list[Arch]:
     ]
 
 
+# ----------------------------------------------------------- Index, DotGeneral (issue 9)
+
+_ALL = slice(None)
+
+
+def index_archs() -> list[Arch]:
+    """Index: spatial slices and integers, the batch axis, ``...``, a channels-first layout."""
+    conv = L("Conv", 3, (2, 2), padding="SAME")
+    nchw = {"dimension_numbers": ("NCHW", "OIHW", "NCHW")}
+    return [
+        Arch(
+            "index_seq",
+            serial(L("Dense", 4), L("Relu"), L("Index", (_ALL, slice(1, 4))), L("Dense", 2)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "index_img_batch_row",
+            serial(
+                conv,
+                L("Relu"),
+                L("Index", (slice(None, None, 2), _ALL, 1)),
+                L("Conv", 2, (2,), b_std=0.1),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "index_ellipsis_reverse",
+            serial(
+                conv, L("Index", (Ellipsis, slice(None, None, -1), _ALL)), L("Erf"), L("Flatten")
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "index_nchw",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME", **nchw),
+                L("Index", (_ALL, _ALL, slice(1, None), slice(None, None, 2)), channel_axis=1),
+                L("Relu"),
+                L("Conv", 2, (2, 1), **nchw),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12"),
+        ),
+    ]
+
+
+def dot_general_archs() -> list[Arch]:
+    """DotGeneral: a scalar, contractions, a constant on the left, paired (batch) dimensions."""
+    conv = L("Conv", 4, (1, 2), padding="SAME")
+    flip = ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.5, 0.0, 1.0))
+    return [
+        Arch(
+            "dotgen_scalar",
+            serial(L("Dense", 3), L("Relu"), L("DotGeneral", rhs=2.0), L("Dense", 2)),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "dotgen_contract_h",
+            serial(
+                conv,
+                L("Relu"),
+                L("DotGeneral", rhs=(1.0, -1.0, 0.5), dimension_numbers=(((1,), (0,)), ((), ()))),
+                L("Conv", 2, (2,)),
+                L("GlobalAvgPool"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_lhs_mix_h",
+            serial(
+                conv,
+                L("Erf"),
+                L("DotGeneral", lhs=flip, dimension_numbers=(((1,), (1,)), ((), ()))),
+                L("GlobalAvgPool", batch_axis=1),
+                L("Dense", 2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_paired_h",
+            serial(
+                conv,
+                L("Relu"),
+                L(
+                    "DotGeneral",
+                    rhs=((1.0, 0.5), (-1.0, 2.0), (0.3, 0.0)),
+                    dimension_numbers=(((), ()), ((1,), (0,))),
+                ),
+                L("GlobalSumPool", batch_axis=1, channel_axis=3),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+        Arch(
+            "dotgen_contract_w_new_axis",
+            serial(
+                conv,
+                L("Relu"),
+                L(
+                    "DotGeneral",
+                    rhs=((1.0, 0.0), (0.5, -1.0), (0.0, 2.0), (1.0, 1.0)),
+                    dimension_numbers=(((2,), (0,)), ((), ())),
+                ),
+                L("Dense", 3, channel_axis=2),
+                L("Relu"),
+                L("GlobalAvgPool", channel_axis=2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
+def aggregate_archs() -> list[Arch]:
+    """Aggregate: dense and sparse graphs over sequences and images, an NCHW layout."""
+    sparse = {"implementation": "SPARSE"}
+    nchw = {"dimension_numbers": ("NCHW", "OIHW", "NCHW")}
+    return [
+        Arch(
+            "aggregate_dense_seq",
+            serial(
+                L("Dense", 4),
+                L("Relu"),
+                L("Aggregate"),
+                L("Dense", 3, b_std=0.1),
+                L("Aggregate"),
+                L("GlobalSumPool"),
+            ),
+            **_seq(5, 3),
+            graph="DENSE",
+        ),
+        Arch(
+            "aggregate_dense_img",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("Aggregate", aggregate_axis=(1, 2)),
+                L("Erf"),
+                L("Conv", 2, (2, 2)),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+            graph="DENSE",
+        ),
+        Arch(
+            "aggregate_dense_nchw",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME", **nchw),
+                L("Aggregate", channel_axis=1),
+                L("Relu"),
+                L("Conv", 2, (2, 2), **nchw),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12"),
+            graph="DENSE",
+        ),
+        Arch(
+            "aggregate_sparse_seq",
+            serial(
+                L("Dense", 4),
+                L("Aggregate", **sparse),
+                L("Relu"),
+                L("Dense", 2),
+                L("Aggregate", **sparse),
+                L("GlobalAvgPool"),
+            ),
+            **_seq(5, 3),
+            graph="SPARSE",
+        ),
+        Arch(
+            "aggregate_sparse_img",
+            serial(
+                # not a Conv: NT's SPARSE kernel ignores the reversed spatial axes of a
+                # Conv kernel and then disagrees with its own DENSE kernel (and apply_fn)
+                L("Dense", 3, b_std=0.1),
+                L("Relu"),
+                L("Aggregate", **sparse),
+                L("Flatten"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+            graph="SPARSE",
+        ),
+    ]
+
+
 def architectures() -> list[Arch]:
     """All architectures of the parity grid."""
     return [
@@ -1112,6 +1335,9 @@ def architectures() -> list[Arch]:
         *attention_img_archs(),
         *transformer_archs(),
         *dropout_fan_in_archs(),
+        *index_archs(),
+        *dot_general_archs(),
+        *aggregate_archs(),
     ]
 
 

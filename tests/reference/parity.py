@@ -62,7 +62,7 @@ def our_kernels(case: Any, stax: ModuleType) -> dict[str, np.ndarray]:
     """infattn's ``nngp``, ``ntk``, ``cov1`` for ``case`` (call with x64 enabled)."""
     x1, x2 = case.inputs()
     _, _, kernel_fn = case.build(stax)
-    out = kernel_fn(x1, x2, KERNELS, mask_constant=case.mask_constant)
+    out = kernel_fn(x1, x2, KERNELS, mask_constant=case.mask_constant, **case.kernel_kwargs())
     values = [getattr(out, key) for key in KERNELS] if hasattr(out, "nngp") else list(out)
     return {key: np.asarray(value) for key, value in zip(KERNELS, values, strict=True)}
 

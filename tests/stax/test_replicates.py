@@ -170,6 +170,13 @@ LAYERS = {
     "GlobalAvgPool": (stax.GlobalAvgPool(), X),
     "Dropout": (stax.Dropout(0.7), X),
     "Flatten": (stax.Flatten(), IMAGES),
+    "Index": (stax.Index(stax.Slice[::2, 1:]), X),
+    "DotGeneral": (
+        stax.DotGeneral(
+            rhs=np.array([1.0, -1.0, 0.5, 2.0]), dimension_numbers=(((1,), (0,)), ((), ()))
+        ),
+        X,
+    ),
     "attention-1/d": (stax.GlobalSelfAttention(3, 3, 3, 2, linear_scaling=True), X),
     "residual": (
         stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.Dense(3)), stax.FanInSum()),
@@ -178,7 +185,7 @@ LAYERS = {
 }
 
 
-MASKED = ("LayerNorm-spatial", "GlobalAvgPool", "attention-1/d")
+MASKED = ("LayerNorm-spatial", "GlobalAvgPool", "attention-1/d", "Index", "DotGeneral")
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def reference_kernels(case: Any, stax: ModuleType) -> dict[str, Any]:
     _, _, kernel_fn = case.build(stax)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        kernel = kernel_fn(x1, x2, None, mask_constant=case.mask_constant)
+        kernel = kernel_fn(x1, x2, None, mask_constant=case.mask_constant, **case.kernel_kwargs())
     reversed_ = bool(kernel.is_reversed)
     if reversed_:
         kernel = kernel.reverse()
