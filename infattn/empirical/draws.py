@@ -19,7 +19,7 @@ import numpy as np
 
 from infattn.empirical import derivatives
 from infattn.empirical.layout import canonical_axes, contract, trace_and_diagonal
-from infattn.stax.masking import unmask
+from infattn.stax.masking import check_layout, unmask
 
 Array = jax.Array
 Axes = int | Sequence[int]
@@ -96,7 +96,10 @@ def output(net: Network, params: Any, x: Array, kw: dict) -> Array:
         >>> output(Network(init_fn, apply_fn), params, jnp.ones((1, 3)), {}).shape
         (1, 2)
     """
-    out = unmask(net.apply_fn(params, x, **kw))
+    out = net.apply_fn(params, x, **kw)
+    if kw.get("mask_constant") is not None:
+        check_layout(net.apply_fn, x)
+    out = unmask(out)
     if not isinstance(out, jax.Array | np.ndarray):
         raise TypeError(f"apply_fn: expected an array or a MaskedArray output, got {type(out)}")
     return out

@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from infattn.stax import layout
 from infattn.stax.layer import MaskedArray
 
 Array = jax.Array
@@ -31,9 +32,11 @@ def unmask(x: Any) -> Any:
         >>> unmask(out)[0].sum(axis=-1).tolist()
         [3.0, 0.0]
     """
-    return jax.tree_util.tree_map(
-        _zero_padding, x, is_leaf=lambda v: isinstance(v, MaskedArray) or _duck_masked(v)
-    )
+    return jax.tree_util.tree_map(_zero_padding, x, is_leaf=_leaf)
+
+
+def _leaf(v: Any) -> bool:
+    return isinstance(v, MaskedArray) or _duck_masked(v)
 
 
 def _duck_masked(v: Any) -> bool:
@@ -59,14 +62,41 @@ def _zero_padding(v: Any) -> Any:
     return jnp.where(mask, jnp.zeros((), value.dtype), value)
 
 
+def check_layout(fn: Callable[..., Any], inputs: Any) -> None:
+    """Raise unless ``fn`` (an infattn ``apply_fn``) keeps batch first and channels last.
+
+    Masks are ``(N, *spatial)`` whatever the layout, so zeroing the padding of a
+    channels-first or batch-not-first output could hit the wrong axis when sizes
+    coincide: such outputs are refused rather than guessed.
+
+    Example:
+        >>> from infattn import stax
+        >>> _, apply_fn, _ = stax.Dense(2, batch_axis=1, channel_axis=0)
+        >>> check_layout(apply_fn, jnp.ones((3, 1)))
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: unmask_fn: masked outputs of a model with batch_axis=1, ...
+    """
+    boundary = getattr(getattr(fn, "layer", None), "boundary", None)
+    if boundary is None:
+        return
+    ndim = jnp.ndim(inputs[0] if isinstance(inputs, list | tuple) else inputs)
+    if layout.canonical_axes(boundary.axes, ndim) != layout.canonical_axes(layout.CANONICAL, ndim):
+        raise NotImplementedError(
+            f"unmask_fn: masked outputs of a model with batch_axis={boundary.axes[0]}, "
+            f"channel_axis={boundary.axes[1]} are not supported (masks are (N, *spatial)); "
+            "use batch_axis=0, channel_axis=-1 or the MaskedArray's own mask"
+        )
+
+
 def unmask_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (an ``apply_fn``) returning arrays with padding zeroed instead of ``MaskedArray``.
 
     neural-tangents' ``stax.unmask_fn``: every ``MaskedArray`` in ``fn``'s output (also
     inside lists and tuples) becomes its ``masked_value`` with the masked entries set
     to zero; other outputs pass unchanged. The masks of infattn's layers are per
-    position, so the outputs must be batch-first and channels-last (a mask that
-    does not fit raises).
+    position, so masked outputs must be batch-first and channels-last (other
+    layouts raise, :func:`check_layout`).
 
     Example:
         >>> import numpy as np
@@ -81,6 +111,10 @@ def unmask_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def fn_no_mask(*args: Any, **kwargs: Any) -> Any:
-        return unmask(fn(*args, **kwargs))
+        out = fn(*args, **kwargs)
+        masked = any(isinstance(v, MaskedArray) for v in jax.tree.leaves(out, is_leaf=_leaf))
+        if masked and len(args) > 1:  # an apply_fn(params, inputs, ...)
+            check_layout(fn, args[1])
+        return unmask(out)
 
     return fn_no_mask

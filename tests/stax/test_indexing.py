@@ -174,3 +174,16 @@ def test_errors():
         stax.DotGeneral(rhs=np.ones(5), dimension_numbers=(((1,), (0,)), ((), ())))[2](X)
     with pytest.raises(ValueError, match="pair up"):
         stax.DotGeneral(rhs=np.ones(4), dimension_numbers=(((1,), ()), ((), ())))[2](X)
+
+
+def test_unmask_fn_refuses_channels_first_masked_outputs():
+    """Masks are (N, *spatial): a channels-first output could be zeroed on the wrong
+    axis when sizes coincide, so it raises instead (unmasked outputs pass)."""
+    _, apply_fn, _ = stax.Dense(3, batch_axis=0, channel_axis=1)
+    init_fn = stax.Dense(3, batch_axis=0, channel_axis=1)[0]
+    _, params = init_fn(jax.random.PRNGKey(0), (3, 3, 3))
+    x = np.ones((3, 3, 3))
+    x[0, :, 2] = 7.0  # example 0, last position padded (channels on axis 1)
+    with pytest.raises(NotImplementedError, match="channel_axis=1"):
+        stax.unmask_fn(apply_fn)(params, x, mask_constant=7.0)
+    assert stax.unmask_fn(apply_fn)(params, x).shape == (3, 3, 3)
