@@ -1,4 +1,5 @@
-"""Parity cases for the top-level API: empirical kernels, batch, linearize, taylor_expand.
+"""Parity cases for the top-level API: empirical kernels, NTK-vector products, batch, linearize,
+taylor_expand.
 
 Imported by both environments (``tools/reference/dump_empirical.py`` with
 neural-tangents 0.6.5, ``tests/reference/test_empirical_parity.py`` with infattn);
@@ -57,11 +58,12 @@ class EmpiricalCase:
         return (
             f"{self.fn.__name__} trace={self.trace_axes} diag={self.diagonal_axes} "
             f"impl={self.implementation} vmap={self.vmap_axes} x2={self.with_x2} "
-            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} seed={self.seed}"
+            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} seed={self.seed} ntk_vp"
         )
 
     def data(self) -> dict[str, Any]:
-        """Inputs ``x1``, ``x2`` (or ``None``), parameters and shifted parameters (float64)."""
+        """Inputs ``x1``, ``x2`` (or ``None``), parameters, shifted parameters and cotangents
+        of ``fn(params, x2)`` (float64)."""
         rng = np.random.RandomState(self.seed)
         params = {
             "w1": rng.standard_normal((CHANNELS, WIDTH)) / np.sqrt(CHANNELS),
@@ -72,7 +74,9 @@ class EmpiricalCase:
         shifted = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
         x1 = rng.standard_normal((N1, LENGTH, CHANNELS))
         x2 = rng.standard_normal((N2, LENGTH, CHANNELS)) if self.with_x2 else None
-        return {"x1": x1, "x2": x2, "params": params, "shifted": shifted}
+        out_shape = (N1 if x2 is None else N2, *((LENGTH,) if self.fn is mlp else ()), OUT)
+        cotangents = rng.standard_normal(out_shape)
+        return {"x1": x1, "x2": x2, "params": params, "shifted": shifted, "cotangents": cotangents}
 
 
 def cases() -> list[EmpiricalCase]:
@@ -109,6 +113,7 @@ def evaluate(case: EmpiricalCase, lib: Any) -> dict[str, np.ndarray]:
         "nngp_fn": lib.empirical_nngp_fn(case.fn, **axes)(x1, x2, params),
         "linearize": lib.linearize(case.fn, params)(d["shifted"], x1),
         "taylor3": lib.taylor_expand(case.fn, params, 3)(d["shifted"], x1),
+        "ntk_vp": lib.empirical_ntk_vp_fn(case.fn, x1, x2, params)(d["cotangents"]),
     }
     if not case.diagonal_axes:
         out["batch_empirical"] = lib.batch(kernel_fn, 2)(x1, x2, "ntk", params)
