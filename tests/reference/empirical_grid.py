@@ -16,11 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from tests.reference.grid import L, serial
+from tests.reference.grid import L, residual, serial
 
 N1, N2, LENGTH, CHANNELS, WIDTH, OUT = 4, 2, 3, 3, 5, 2
 BATCHED_NET = serial(L("Dense", 4, b_std=0.1), L("Relu"), L("Dropout", 0.6), L("Dense", 2))
 CONV_NET = serial(L("Conv", 4, (2,), padding="SAME"), L("Erf"), L("Conv", 2, (3,), padding="SAME"))
+RESIDUAL_NET = serial(
+    L("Dense", 4),
+    residual(serial(L("Erf"), L("Dense", 4))),
+    L("LayerNorm"),
+    L("Gelu"),
+    L("Dense", 2),
+)
+"""Position-wise: ``diagonal_spatial=True`` is computed per position in infattn."""
+MASK_CONSTANT = -2.5
 
 
 def mlp(params: dict, x: Any, **kwargs: Any) -> Any:
@@ -58,7 +67,8 @@ class EmpiricalCase:
         return (
             f"{self.fn.__name__} trace={self.trace_axes} diag={self.diagonal_axes} "
             f"impl={self.implementation} vmap={self.vmap_axes} x2={self.with_x2} "
-            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} seed={self.seed} ntk_vp"
+            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} {RESIDUAL_NET.describe()} "
+            f"seed={self.seed} ntk_vp"
         )
 
     def data(self) -> dict[str, Any]:
@@ -125,16 +135,27 @@ def evaluate(case: EmpiricalCase, lib: Any) -> dict[str, np.ndarray]:
 
 
 def _diagonal_layouts(lib: Any, x1: Any, x2: Any) -> dict[str, Any]:
-    """``kernel_fn(..., diagonal_batch=False)`` and ``diagonal_spatial=True`` outputs."""
+    """``kernel_fn(..., diagonal_batch=False)`` and ``diagonal_spatial=True`` outputs.
+
+    The residual net also on inputs with trailing positions padded (``MASK_CONSTANT``).
+    """
     fields = ("nngp", "ntk", "cov1", "cov2")
+    x1m, x2m = np.array(x1), None if x2 is None else np.array(x2)
+    x1m[1, -1:] = MASK_CONSTANT
+    if x2m is not None:
+        x2m[0, -2:] = MASK_CONSTANT
+    nets = [("dense", BATCHED_NET, {}), ("conv", CONV_NET, {}), ("residual", RESIDUAL_NET, {})]
+    nets.append(("residual_masked", RESIDUAL_NET, {"mask_constant": MASK_CONSTANT}))
     out = {}
-    for name, net in (("dense", BATCHED_NET), ("conv", CONV_NET)):
+    for name, net, mask in nets:
         _, _, kernel_fn = net.build(lib.stax)
+        a, b = (x1m, x2m) if mask else (x1, x2)
         for tag, kw in (
             ("full_batch", {"diagonal_batch": False}),
             ("diag_spatial", {"diagonal_spatial": True}),
+            ("both", {"diagonal_batch": False, "diagonal_spatial": True}),
         ):
-            k = kernel_fn(x1, x2, fields, **kw)
+            k = kernel_fn(a, b, fields, **kw, **mask)
             for f in fields:
                 if getattr(k, f) is not None:
                     out[f"{tag}_{name}_{f}"] = getattr(k, f)
