@@ -67,6 +67,13 @@ def vmap_triple(vmap_axes: Any) -> tuple[Any, Any, dict] | None:
     return vmap_axes, vmap_axes, {}
 
 
+def _expand_dims(x: Any, axes: Any) -> Any:
+    """``x`` (an array or a tuple of them) with a unit axis at ``axes`` (one, or one per array)."""
+    if isinstance(axes, int):
+        return jax.tree_util.tree_map(lambda a: jnp.expand_dims(a, axes), x)
+    return jax.tree_util.tree_map(jnp.expand_dims, x, axes)
+
+
 def jacobian(f: OutputFn, params: Any, x: Array, kw: dict, vmap_axes: Any) -> tuple[Array, Any]:
     """Outputs ``(*out)`` and Jacobian leaves ``(*out, *param_shape)``.
 
@@ -91,7 +98,7 @@ def jacobian(f: OutputFn, params: Any, x: Array, kw: dict, vmap_axes: Any) -> tu
             k: (jnp.expand_dims(v, a) if a is not None else v)
             for k, v, a in zip(keys, vals, kw_in, strict=True)
         }
-        xi = jnp.expand_dims(xi, in_axes)
+        xi = _expand_dims(xi, in_axes)
         return value_and_jacobian(lambda p: jnp.squeeze(f(p, xi, kwi), out_axes), params)
 
     return jax.vmap(single, in_axes=(in_axes, *kw_in), out_axes=out_axes)(x, *(kw[k] for k in keys))

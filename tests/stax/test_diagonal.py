@@ -48,6 +48,9 @@ NETS = {
         stax.parallel(stax.Dense(3), stax.Dense(3)),
         stax.FanInProd(),
     ),
+    "repeat": lambda: stax.serial(
+        stax.Dense(3), stax.repeat(stax.serial(stax.Dense(3), stax.Relu()), 2)
+    ),
     "attention": lambda: stax.serial(
         stax.Dense(4), stax.GlobalSelfAttention(4, 4, 4, 2), stax.Dense(2)
     ),
@@ -89,7 +92,7 @@ def test_diagonal_spatial_is_the_full_kernels_diagonal(net: str, masked: bool) -
 
 
 def test_positionwise_flags() -> None:
-    for net in ("mlp_dropout", "residual_layernorm", "concat_prod"):
+    for net in ("mlp_dropout", "residual_layernorm", "concat_prod", "repeat"):
         assert NETS[net]()[2].layer.positionwise, net
     not_positionwise = [
         NETS["attention"](),
