@@ -149,10 +149,10 @@ def make_layer(
         ks = _as_list(k)
         covs = [None] * len(ks)
         if full_batch:
-            nngps = [k.nngp for k in ks] if x2 is None else _as_list(one_pass(x1, None, "nngp"))
+            nngps = [ki.nngp for ki in ks] if x2 is None else _as_list(one_pass(x1, None, "nngp"))
             cov2s = [None] * len(ks) if x2 is None else _as_list(one_pass(x2, None, "nngp"))
             covs = list(zip(nngps, cov2s, strict=True))
-        kept = [keep_diagonals(k, c, spatial) for k, c in zip(ks, covs, strict=True)]
+        kept = [keep_diagonals(ki, c, spatial) for ki, c in zip(ks, covs, strict=True)]
         return _select(kept if isinstance(k, list) else kept[0], names)
 
     def kernel_of(x1, x2=None, get=None, *, mask_constant=None, per_position=False):
