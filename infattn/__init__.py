@@ -16,6 +16,7 @@ from infattn.empirical.single import (
     empirical_kernel_fn,
     empirical_nngp_fn,
     empirical_ntk_fn,
+    empirical_ntk_vp_fn,
     linearize,
     taylor_expand,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "empirical_kernel_fn",
     "empirical_nngp_fn",
     "empirical_ntk_fn",
+    "empirical_ntk_vp_fn",
     "linearize",
     "monte_carlo_kernel_fn",
     "predict",

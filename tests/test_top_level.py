@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -65,3 +66,20 @@ def test_empirical_ntk_of_stax_model_by_every_implementation():
         np.testing.assert_allclose(ntk, ntks[0], rtol=1e-5)
     with pytest.raises(ValueError, match="implementation"):
         infattn.empirical_ntk_fn(apply_fn, implementation=7)
+
+
+def test_empirical_ntk_vp_fn_is_the_ntk_times_cotangents():
+    init_fn, apply_fn, _ = stax.serial(stax.Dense(5), stax.Relu(), stax.Dense(2))
+    _, params = init_fn(jax.random.PRNGKey(0), X.shape)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+
+    def jac(x):
+        return jax.jacobian(lambda p: apply_fn(unravel(p), x).ravel())(flat)
+
+    for x2 in (None, X[:2] + 0.5):
+        other = X if x2 is None else x2
+        ct = np.random.default_rng(1).standard_normal(apply_fn(params, other).shape)
+        expected = (jac(X) @ (jac(other).T @ ct.ravel())).reshape(apply_fn(params, X).shape)
+        vp_fn = infattn.empirical_ntk_vp_fn(apply_fn, X, x2, params)
+        np.testing.assert_allclose(vp_fn(ct), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(jax.jit(vp_fn)(ct), expected, rtol=1e-5, atol=1e-6)

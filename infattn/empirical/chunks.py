@@ -100,7 +100,7 @@ def draws_per_chunk(
     params = param_shapes(net, x1)
     n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
     kw1, _ = _split_kwargs(kwargs, x2 is not None)
-    itemsize = jnp.dtype(x1.dtype).itemsize
+    itemsize = jnp.dtype(jax.tree_util.tree_leaves(x1)[0].dtype).itemsize
     dyn, static = split_static(kwargs)
     kw = dict(dyn, **dict(static))
     try:

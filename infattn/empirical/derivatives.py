@@ -6,7 +6,7 @@ Three ways to the NTK of one draw, ``sum_params <df(x1)/dp, df(x2)/dp>``:
   forward mode with fewer parameters than outputs), per example when
   ``vmap_axes`` certifies that examples are independent; contracted afterwards.
 * :func:`ntk_vector_products`: ``Theta e_k = J1 (J2^T e_k)`` by one ``vjp`` and one
-  ``jvp`` per output entry ``k``; never forms a Jacobian.
+  ``jvp`` per output entry ``k`` (:func:`ntk_vp`); never forms a Jacobian.
 * :func:`tapped_ntk`: parameter taps (:mod:`infattn.stax.taps`): one forward and
   one backward pass per output entry of an example give the traced NTK from Gram
   matrices of each parameter's inputs and output cotangents.
@@ -67,6 +67,13 @@ def vmap_triple(vmap_axes: Any) -> tuple[Any, Any, dict] | None:
     return vmap_axes, vmap_axes, {}
 
 
+def _expand_dims(x: Any, axes: Any) -> Any:
+    """``x`` (an array or a tuple of them) with a unit axis at ``axes`` (one, or one per array)."""
+    if isinstance(axes, int):
+        return jax.tree_util.tree_map(lambda a: jnp.expand_dims(a, axes), x)
+    return jax.tree_util.tree_map(jnp.expand_dims, x, axes)
+
+
 def jacobian(f: OutputFn, params: Any, x: Array, kw: dict, vmap_axes: Any) -> tuple[Array, Any]:
     """Outputs ``(*out)`` and Jacobian leaves ``(*out, *param_shape)``.
 
@@ -91,10 +98,30 @@ def jacobian(f: OutputFn, params: Any, x: Array, kw: dict, vmap_axes: Any) -> tu
             k: (jnp.expand_dims(v, a) if a is not None else v)
             for k, v, a in zip(keys, vals, kw_in, strict=True)
         }
-        xi = jnp.expand_dims(xi, in_axes)
+        xi = _expand_dims(xi, in_axes)
         return value_and_jacobian(lambda p: jnp.squeeze(f(p, xi, kwi), out_axes), params)
 
     return jax.vmap(single, in_axes=(in_axes, *kw_in), out_axes=out_axes)(x, *(kw[k] for k in keys))
+
+
+def ntk_vp(f1: Callable[[Any], Any], f2: Callable[[Any], Any], params: Any) -> Callable[[Any], Any]:
+    """``ct -> J1 (J2^T ct)``: the NTK of ``f1``, ``f2`` at ``params`` times a cotangent.
+
+    ``ct`` has the shape (and tree) of ``f2(params)``, the product that of
+    ``f1(params)``; one ``vjp`` of ``f2`` and one ``jvp`` of ``f1``, no Jacobian.
+
+    Example:
+        >>> f = lambda p: 2.0 * p
+        >>> ntk_vp(f, f, jnp.ones(2))(jnp.array([1.0, 3.0])).tolist()  # 4 I @ ct
+        [4.0, 12.0]
+    """
+    _, vjp2 = jax.vjp(f2, params)
+
+    def product(ct: Any) -> Any:
+        (tangent,) = vjp2(ct)
+        return jax.jvp(f1, (params,), (tangent,))[1]
+
+    return product
 
 
 def ntk_vector_products(
@@ -107,17 +134,12 @@ def ntk_vector_products(
         >>> ntk_vector_products(f, jnp.ones((2, 1)), jnp.ones((3, 2)), None, {}, {}).shape
         (3, 1, 3, 1)
     """
-    out2, vjp2 = jax.vjp(
-        lambda p: f(p, x2 if x2 is not None else x1, kw2 if x2 is not None else kw1), params
-    )
-    n2 = out2.size
+    f1 = lambda p: f(p, x1, kw1)  # noqa: E731
+    f2 = f1 if x2 is None else lambda p: f(p, x2, kw2)
+    out2 = jax.eval_shape(f2, params)
+    n2 = math.prod(out2.shape)
     basis = jnp.eye(n2, dtype=out2.dtype).reshape((n2, *out2.shape))
-
-    def column(ct: Array) -> Array:
-        (tangent,) = vjp2(ct)
-        return jax.jvp(lambda p: f(p, x1, kw1), (params,), (tangent,))[1]
-
-    cols = jax.vmap(column)(basis)  # (n2, *out1)
+    cols = jax.vmap(ntk_vp(f1, f2, params))(basis)  # (n2, *out1)
     nd1 = cols.ndim - 1
     cols = cols.reshape(out2.shape + cols.shape[1:])
     return jnp.moveaxis(cols, tuple(range(out2.ndim)), tuple(range(nd1, nd1 + out2.ndim)))

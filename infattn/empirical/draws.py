@@ -121,6 +121,18 @@ def split_kwargs(kwargs: dict[str, Any], has_x2: bool) -> tuple[dict, dict]:
     return k1, k2
 
 
+def input_shape(x: Any) -> Any:
+    """``x.shape``, or a tuple of shapes for a tuple of inputs (one per ``parallel`` branch).
+
+    Example:
+        >>> input_shape((jnp.ones((2, 3)), jnp.ones((2, 4))))
+        ((2, 3), (2, 4))
+    """
+    if isinstance(x, tuple):
+        return tuple(a.shape for a in x)
+    return x.shape
+
+
 def param_shapes(net: Network, x1: Array) -> Any:
     """The parameters' shapes and dtypes for inputs like ``x1``, without drawing them.
 
@@ -130,7 +142,7 @@ def param_shapes(net: Network, x1: Array) -> Any:
         >>> param_shapes(Network(init_fn, apply_fn), jnp.ones((1, 3)))[0].shape
         (3, 2)
     """
-    return jax.eval_shape(lambda k: net.init_fn(k, x1.shape)[1], jax.random.PRNGKey(0))
+    return jax.eval_shape(lambda k: net.init_fn(k, input_shape(x1))[1], jax.random.PRNGKey(0))
 
 
 def choose_strategy(
@@ -161,8 +173,8 @@ def choose_strategy(
 
 
 def _tappable(net: Network, cfg: Config, x1: Array, x2: Array | None, kw: dict) -> bool:
-    if getattr(net.apply_fn, "layer", None) is None:  # not an infattn.stax model
-        return False
+    if getattr(net.apply_fn, "layer", None) is None or isinstance(x1, tuple):
+        return False  # not an infattn.stax model, or inputs per branch (taps need one array)
     if x2 is not None and (
         x2.shape[1:] != x1.shape[1:]
         or x2.dtype != x1.dtype
@@ -249,7 +261,7 @@ def one_draw(
         >>> k["nngp"].shape
         (3, 3)
     """
-    params, apply_key = draw_params(net, key, x1.shape)
+    params, apply_key = draw_params(net, key, input_shape(x1))
     kw1, kw2 = split_kwargs(kw, x2 is not None)
     kw1 = with_rng(net, kw1, apply_key)
     kw2 = with_rng(net, kw2, jax.random.fold_in(apply_key, 1))

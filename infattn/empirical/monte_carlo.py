@@ -75,26 +75,46 @@ def _canonical_n_samples(n_samples: Any) -> tuple[tuple[int, ...], bool]:
     return tuple(sorted({int(n) for n in counts})), generator
 
 
-def _inputs(x1: Any, x2: Any, mask_constant: Any) -> tuple[Array, Array | None]:
-    """``x1``, ``x2`` checked; ``mask_constant`` may be a pair ``(for x1, for x2)``."""
+def _inputs(x1: Any, x2: Any, mask_constant: Any) -> tuple[Any, Any]:
+    """``x1``, ``x2`` checked; ``mask_constant`` may be a pair ``(for x1, for x2)``.
+
+    Each is an array ``(N, ..., C)`` or, for a model starting with ``parallel``, a
+    tuple of them (one per branch, the same ``N``); ``x2`` is like ``x1``.
+    """
     constants = split_kwargs({"mask_constant": mask_constant}, x2 is not None)
-    xs = []
-    for x, name, kw in ((x1, "x1", constants[0]), (x2, "x2", constants[1])):
-        if x is None:
-            xs.append(None)
-            continue
-        x = as_array(x, name, 2, "an array of shape (N >= 1, ..., C)")
-        if x.shape[0] == 0:
-            raise ValueError(f"{name}: expected an array of shape (N >= 1, ..., C), got {x.shape}")
-        constant = kw["mask_constant"]
-        check_finite(x, name, None if constant is None else float(constant))
-        xs.append(x)
-    x1, x2 = xs
-    if x2 is not None and (x2.ndim != x1.ndim or x2.shape[-1] != x1.shape[-1]):
+    x1 = _one_input(x1, "x1", constants[0]["mask_constant"])
+    x2 = None if x2 is None else _one_input(x2, "x2", constants[1]["mask_constant"])
+    if x2 is None:
+        return x1, x2
+    if _structure(x1) != _structure(x2):
         raise ValueError(
-            f"x2: expected as many axes and channels as x1 {x1.shape}, got shape {x2.shape}"
+            f"x2: expected inputs structured like x1 ({_structure(x1)}), got {_structure(x2)}"
         )
+    for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (x1, x2)), strict=True):
+        if b.ndim != a.ndim or b.shape[-1] != a.shape[-1]:
+            raise ValueError(
+                f"x2: expected as many axes and channels as x1 {a.shape}, got shape {b.shape}"
+            )
     return x1, x2
+
+
+def _structure(x: Any) -> str:
+    return f"a tuple of {len(x)} arrays" if isinstance(x, tuple) else "one array"
+
+
+def _one_input(x: Any, name: str, constant: Any) -> Any:
+    """An array ``(N >= 1, ..., C)``, or a tuple of them with one ``N``, checked."""
+    if isinstance(x, tuple):
+        xs = tuple(_one_input(a, f"{name}[{i}]", constant) for i, a in enumerate(x))
+        if not xs or len({a.shape[0] for a in xs}) != 1:
+            shapes = [a.shape for a in xs]
+            raise ValueError(f"{name}: expected arrays with one batch size N, got shapes {shapes}")
+        return xs
+    x = as_array(x, name, 2, "an array of shape (N >= 1, ..., C) or a tuple of them")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: expected an array of shape (N >= 1, ..., C), got {x.shape}")
+    check_finite(x, name, None if constant is None else float(constant))
+    return x
 
 
 def _strategy_and_chunk(
@@ -210,6 +230,9 @@ def monte_carlo_kernel_fn(
 
     Returns:
       ``kernel_fn(x1, x2=None, get=None, *, return_se=False, **apply_fn_kwargs)``.
+      ``x1``, ``x2``: arrays ``(N, ..., C)`` or, for a model starting with
+      ``parallel``, tuples of them (one per branch, one ``N``; the NTK then goes
+      by Jacobians or NTK-vector products, never taps).
       ``get``: ``'nngp'``, ``'ntk'``, a tuple of them, or ``None`` (both). Without
       ``return_se`` it returns what neural-tangents returns: the mean kernel
       (an array for a string ``get``, else a ``MonteCarloKernel`` namedtuple).

@@ -4,7 +4,8 @@ neural-tangents' ``empirical_kernel_fn``, ``empirical_ntk_fn``, ``empirical_nngp
 (same signatures and output layout, :mod:`~infattn.empirical.layout`), built on the
 per-draw machinery of :mod:`~infattn.empirical.draws`: the NTK by the route
 ``implementation`` names (:class:`~infattn.empirical.draws.NtkImplementation`), the
-NNGP from one forward pass. ``linearize`` and ``taylor_expand`` expand ``f(params,
+NNGP from one forward pass; ``empirical_ntk_vp_fn`` gives NTK-vector products
+without forming the NTK. ``linearize`` and ``taylor_expand`` expand ``f(params,
 ...)`` around ``params`` by forward-mode derivatives.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from infattn.empirical.derivatives import ntk_vp
 from infattn.empirical.draws import (
     Config,
     Network,
@@ -132,6 +134,29 @@ def empirical_nngp_fn(
     """
     kernel_fn = empirical_kernel_fn(f, trace_axes, diagonal_axes)
     return lambda x1, x2, params, **kw: kernel_fn(x1, x2, "nngp", params, **kw)
+
+
+def empirical_ntk_vp_fn(
+    f: ApplyFn, x1: Any, x2: Any, params: Any, **apply_fn_kwargs: Any
+) -> Callable[[Any], Any]:
+    """``ntk_vp_fn(cotangents)``: NTK-vector products of ``f`` at ``params``, no NTK formed.
+
+    ``cotangents`` has the shape (and tree) of ``f(params, x2)``; the product
+    ``sum_p df(x1)/dp <df(x2)/dp, cotangents>`` has that of ``f(params, x1)``. One
+    ``vjp`` and one ``jvp``: the cost of a few forward passes, the memory of one
+    backward pass. ``x2=None`` means ``x1``; ``apply_fn_kwargs`` are split between
+    ``x1`` and ``x2`` as in :func:`empirical_kernel_fn` (pairs, ``rng``).
+
+    Example:
+        >>> f = lambda p, x: x @ p
+        >>> x1, x2 = jnp.ones((2, 3)), jnp.ones((4, 3))
+        >>> ntk_vp_fn = empirical_ntk_vp_fn(f, x1, x2, jnp.ones((3, 5)))
+        >>> ntk_vp_fn(jnp.ones((4, 5))).tolist()[0]  # (x1 x2^T) ct = 3 * 4 per entry
+        [12.0, 12.0, 12.0, 12.0, 12.0]
+    """
+    kw1, kw2 = _kwargs_pair(apply_fn_kwargs, x2 is not None)
+    x2, kw2 = (x1, kw1) if x2 is None else (x2, kw2)
+    return ntk_vp(lambda p: f(p, x1, **kw1), lambda p: f(p, x2, **kw2), params)
 
 
 def _tree_sub(a: Any, b: Any) -> Any:

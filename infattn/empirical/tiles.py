@@ -14,15 +14,16 @@ import jax
 
 from infattn.empirical.draws import Config
 
-Array = jax.Array
-
 
 @dataclasses.dataclass(frozen=True)
 class Tile:
-    """Inputs ``x1``, ``x2`` (``None``: ``x1`` with itself) of block ``(i, j)``."""
+    """Inputs ``x1``, ``x2`` (``None``: ``x1`` with itself) of block ``(i, j)``.
 
-    x1: Array
-    x2: Array | None
+    Arrays, or tuples of arrays (one per branch of a model starting with ``parallel``).
+    """
+
+    x1: Any
+    x2: Any
     i: int
     j: int
 
@@ -31,7 +32,17 @@ def _axes(axes: Any) -> tuple:
     return (axes,) if isinstance(axes, int) else tuple(axes)
 
 
-def tiles(x1: Array, x2: Array | None, batch_size: int, cfg: Config) -> list[Tile]:
+def _batch(x: Any) -> int:
+    """Examples in ``x``, an array or a tuple of arrays (one per branch)."""
+    return jax.tree_util.tree_leaves(x)[0].shape[0]
+
+
+def _rows(x: Any, i: int, size: int) -> Any:
+    """Examples ``i * size .. (i + 1) * size - 1`` of every array of ``x``."""
+    return jax.tree_util.tree_map(lambda a: a[i * size : (i + 1) * size], x)
+
+
+def tiles(x1: Any, x2: Any, batch_size: int, cfg: Config) -> list[Tile]:
     """The tiles of ``(x1, x2)``; ``batch_size = 0``: one tile, the whole kernel.
 
     With the batch axis in ``diagonal_axes`` only the diagonal blocks are needed.
@@ -43,8 +54,8 @@ def tiles(x1: Array, x2: Array | None, batch_size: int, cfg: Config) -> list[Til
     """
     if batch_size == 0:
         return [Tile(x1, x2, 0, 0)]
-    n1 = x1.shape[0]
-    n2 = n1 if x2 is None else x2.shape[0]
+    n1 = _batch(x1)
+    n2 = n1 if x2 is None else _batch(x2)
     if n1 % batch_size or n2 % batch_size:
         raise ValueError(
             f"batch_size: expected a divisor of N1 = {n1} and N2 = {n2}, got {batch_size}"
@@ -60,8 +71,8 @@ def tiles(x1: Array, x2: Array | None, batch_size: int, cfg: Config) -> list[Til
         for j in range(n2 // batch_size):
             if 0 in diag and i != j:
                 continue
-            xi = x1[i * batch_size : (i + 1) * batch_size]
-            xj = None if (x2 is None and i == j) else x2_[j * batch_size : (j + 1) * batch_size]
+            xi = _rows(x1, i, batch_size)
+            xj = None if (x2 is None and i == j) else _rows(x2_, j, batch_size)
             out.append(Tile(xi, xj, i, j))
     return out
 

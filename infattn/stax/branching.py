@@ -80,7 +80,7 @@ def FanInProd():
             is_gaussian=len(ks) == 1 and ks[0].is_gaussian,
         )
 
-    return make_layer(init, apply, kernel, "FanInProd")
+    return make_layer(init, apply, kernel, "FanInProd", positionwise=True)
 
 
 def FanInConcat(axis: int = -1):
@@ -132,7 +132,8 @@ def FanInConcat(axis: int = -1):
             return _concat_channels(ks)
         return _concat_spatial(ks, role - 1)
 
-    return make_layer(init, apply, kernel, f"FanInConcat({axis})")
+    # channels (axis -1 in the default layout) are concatenated at each position
+    return make_layer(init, apply, kernel, f"FanInConcat({axis})", positionwise=axis == -1)
 
 
 def _normalize(axis: int, ndim: int) -> int:

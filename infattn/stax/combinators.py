@@ -65,6 +65,7 @@ def serial(*layers: Layer) -> Layer:
         all(p.pairwise for p in parts),
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
+        positionwise=all(p.positionwise for p in parts),
     )
 
 
@@ -125,6 +126,7 @@ def repeat(layer: Layer, n: int) -> Layer:
         part.pairwise,
         handles_replicates=True,
         input_boundary=part.boundary,
+        positionwise=part.positionwise,
     )
 
 
@@ -170,6 +172,7 @@ def parallel(*layers: Layer) -> Layer:
         all(p.pairwise for p in parts),
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
+        positionwise=all(p.positionwise for p in parts),
     )
 
 
@@ -197,7 +200,7 @@ def FanOut(num: int) -> Layer:
         # finite-head law: each branch draws its own heads (see Kernel.law_key)
         return [k.replace(law_key=jax.random.fold_in(k.law_key, i)) for i in range(num)]
 
-    return make_layer(init, apply, kernel, "FanOut", handles_replicates=True)
+    return make_layer(init, apply, kernel, "FanOut", handles_replicates=True, positionwise=True)
 
 
 def and_masks(masks: Sequence[jax.Array | None]) -> jax.Array | None:
@@ -240,7 +243,7 @@ def FanInSum() -> Layer:
             )
         return _sum_kernels(ks)
 
-    return make_layer(init, apply, kernel, "FanInSum")
+    return make_layer(init, apply, kernel, "FanInSum", positionwise=True)
 
 
 def _sum_kernels(ks: Sequence[Kernel]) -> Kernel:
@@ -278,7 +281,7 @@ def Identity() -> Layer:
     def kernel(k):
         return k
 
-    return make_layer(init, apply, kernel, "Identity", handles_replicates=True)
+    return make_layer(init, apply, kernel, "Identity", handles_replicates=True, positionwise=True)
 
 
 def _first_boundary(parts: Sequence[Parts]) -> Boundary | None:

@@ -37,7 +37,9 @@ def keep_diagonals(
     ``full_covs``: the ``x1``-``x1`` and ``x2``-``x2`` kernels ``(N, N, *S)`` that
     replace ``cov1``/``cov2`` (``diagonal_batch=False``), or ``None`` to keep the
     batch diagonal. ``spatial``: keep only the spatial diagonal, ``nngp``/``ntk``
-    ``(N1, N2, s1, s2, ...)`` and ``cov1`` ``(N1, s1, s2, ...)``.
+    ``(N1, N2, s1, s2, ...)`` and ``cov1`` ``(N1, s1, s2, ...)``. A kernel computed
+    per position (``k.diagonal_spatial``, :mod:`infattn.stax.positionwise`), and its
+    ``full_covs``, are already in that layout.
 
     Example:
         >>> k = Kernel(nngp=jnp.ones((2, 2, 3, 3)), ntk=None, cov1=jnp.ones((2, 3, 3)), cov2=None)
@@ -46,7 +48,7 @@ def keep_diagonals(
     """
     if full_covs is not None:
         k = k.replace(cov1=full_covs[0], cov2=full_covs[1], diagonal_batch=False)
-    if not spatial:
+    if not spatial or k.diagonal_spatial:
         return k
     per_example = 1 if full_covs is None else 2
 

@@ -100,4 +100,5 @@ def Dropout(rate: float, mode: str = "train"):
         return k if mode == "test" else dropout_kernel(k, rate)
 
     # train: an entry of nngp depends on whether its two examples are one (never tiled)
-    return make_layer(init, apply, kernel, f"Dropout({rate}, {mode})", pairwise=mode == "test")
+    name = f"Dropout({rate}, {mode})"
+    return make_layer(init, apply, kernel, name, pairwise=mode == "test", positionwise=True)

@@ -111,7 +111,7 @@ def _elementwise(
             raise NotImplementedError(f"{name} has no finite-width function (kernel only)")
         return fn(x), mask
 
-    return make_layer(init, apply, kernel, name)
+    return make_layer(init, apply, kernel, name, positionwise=True)
 
 
 def rule_layer(name: str, fn: Callable[[Array], Array] | None, rule: Rule, remask: bool = False):

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from infattn.kernel import Kernel
 from infattn.stax import call_kwargs, layout, tiling
 from infattn.stax.diagonal import keep_diagonals
+from infattn.stax.positionwise import per_position_kernel
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
 
@@ -62,6 +63,8 @@ class Parts:
     """The kernel entry of a pair of inputs depends on that pair alone (see tiling)."""
     boundary: layout.Boundary | None = None
     """Where the layer's inputs keep their batch and channel axes (``None``: anywhere)."""
+    positionwise: bool = False
+    """The layer acts on each position alone (see :mod:`infattn.stax.positionwise`)."""
 
 
 def make_layer(
@@ -73,6 +76,7 @@ def make_layer(
     handles_replicates: bool = False,
     boundary: layout.Boundary | None = None,
     input_boundary: layout.Boundary | None = None,
+    positionwise: bool = False,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple.
 
@@ -87,6 +91,9 @@ def make_layer(
     three functions are written for the canonical layout ``(N, *spatial, C)`` and
     are moved to the boundary's axes by :func:`layout.on_layout`. ``input_boundary``:
     for combinators, the boundary of their first child that has one.
+    ``positionwise``: the layer acts on each position alone (a position's outputs
+    depend on that position's inputs only), so ``kernel_fn(..., diagonal_spatial=True)``
+    is computed one position at a time (:mod:`infattn.stax.positionwise`).
 
     Example:
         >>> def init(rng, shape):
@@ -103,7 +110,7 @@ def make_layer(
     if boundary is not None:
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
-    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary)
+    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, positionwise)
     first = parts.boundary or layout.Boundary(layout.CANONICAL)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
@@ -136,7 +143,8 @@ def make_layer(
             with call_kwargs.held(kwargs):
                 return kernel_of(x1, x2, get, mask_constant=mask_constant)
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
-        if not (full_batch or _check_flag(diagonal_spatial, "diagonal_spatial")):
+        spatial = bool(_check_flag(diagonal_spatial, "diagonal_spatial"))
+        if not (full_batch or spatial):
             return kernel_of(x1, x2, get, mask_constant=mask_constant)
         if isinstance(x1, Kernel | list | tuple):
             raise NotImplementedError(
@@ -144,23 +152,20 @@ def make_layer(
                 f"got {type(x1).__name__}"
             )
         names = None if get is None else canonical_get(get, KERNEL_FIELDS)
-        k = kernel_of(x1, x2, None, mask_constant=mask_constant)
-        ks = k if isinstance(k, list) else [k]
+        one_pass = functools.partial(
+            kernel_of, mask_constant=mask_constant, per_position=spatial and positionwise
+        )
+        k = one_pass(x1, x2)
+        ks = _as_list(k)
         covs = [None] * len(ks)
         if full_batch:
-            nngps = [ki.nngp for ki in ks]
-            if x2 is not None:
-                nngps = _as_list(kernel_of(x1, None, "nngp", mask_constant=mask_constant))
-            cov2s = [None] * len(ks)
-            if x2 is not None:
-                cov2s = _as_list(kernel_of(x2, None, "nngp", mask_constant=mask_constant))
+            nngps = [ki.nngp for ki in ks] if x2 is None else _as_list(one_pass(x1, None, "nngp"))
+            cov2s = [None] * len(ks) if x2 is None else _as_list(one_pass(x2, None, "nngp"))
             covs = list(zip(nngps, cov2s, strict=True))
-        kept = [
-            keep_diagonals(ki, c, bool(diagonal_spatial)) for ki, c in zip(ks, covs, strict=True)
-        ]
+        kept = [keep_diagonals(ki, c, spatial) for ki, c in zip(ks, covs, strict=True)]
         return _select(kept if isinstance(k, list) else kept[0], names)
 
-    def kernel_of(x1, x2=None, get=None, *, mask_constant=None):
+    def kernel_of(x1, x2=None, get=None, *, mask_constant=None, per_position=False):
         names = None if get is None else canonical_get(get, KERNEL_FIELDS)
         compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
         if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
@@ -184,6 +189,14 @@ def make_layer(
             ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
             return _select(with_standard_errors(rule(ks)), names)
         x1, x2, axes = one_input(x1, x2)
+        if per_position and x1.ndim > 2 and (x2 is None or x2.shape[1:] == x1.shape[1:]):
+            for x, label in ((x1, "x1"), (x2, "x2")):
+                if x is not None:  # here: the positions are traced (vmap)
+                    check_finite(x, label, mask_constant)
+            k = per_position_kernel(
+                rule, functools.partial(to_kernel, axes=axes), x1, x2, _same_inputs(x1, x2)
+            )
+            return _select(with_standard_errors(k), names)
         if x2 is None and pairwise and not call_kwargs.active():
             check_finite(x1, "x1", mask_constant)
             t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))

@@ -126,9 +126,8 @@ def Dense(
         k = linear_kernel(k, W_std, b_std, parameterization, k.shape1[-1] / s[0])
         return _with_width(k, out_dim * (s[1] if parameterization == "standard" else 1)).remask()
 
-    return make_layer(
-        init, apply, kernel, "Dense", boundary=layout.Boundary((batch_axis, channel_axis))
-    )
+    boundary = layout.Boundary((batch_axis, channel_axis))
+    return make_layer(init, apply, kernel, "Dense", boundary=boundary, positionwise=True)
 
 
 def Conv(

@@ -96,4 +96,9 @@ def LayerNorm(
         )
 
     boundary = layout.Boundary((batch_axis, channel_axis))
-    return make_layer(init, apply, kernel, "LayerNorm", boundary=boundary)
+    over_channels = (
+        {axis} == {channel_axis} if isinstance(axis, int) else set(axis) == {channel_axis}
+    )
+    return make_layer(
+        init, apply, kernel, "LayerNorm", boundary=boundary, positionwise=over_channels
+    )

@@ -1,4 +1,5 @@
-"""Parity cases for the top-level API: empirical kernels, batch, linearize, taylor_expand.
+"""Parity cases for the top-level API: empirical kernels, NTK-vector products, batch, linearize,
+taylor_expand.
 
 Imported by both environments (``tools/reference/dump_empirical.py`` with
 neural-tangents 0.6.5, ``tests/reference/test_empirical_parity.py`` with infattn);
@@ -15,11 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from tests.reference.grid import L, serial
+from tests.reference.grid import L, residual, serial
 
 N1, N2, LENGTH, CHANNELS, WIDTH, OUT = 4, 2, 3, 3, 5, 2
 BATCHED_NET = serial(L("Dense", 4, b_std=0.1), L("Relu"), L("Dropout", 0.6), L("Dense", 2))
 CONV_NET = serial(L("Conv", 4, (2,), padding="SAME"), L("Erf"), L("Conv", 2, (3,), padding="SAME"))
+RESIDUAL_NET = serial(
+    L("Dense", 4),
+    residual(serial(L("Erf"), L("Dense", 4))),
+    L("LayerNorm"),
+    L("Gelu"),
+    L("Dense", 2),
+)
+"""Position-wise: ``diagonal_spatial=True`` is computed per position in infattn."""
+MASK_CONSTANT = -2.5
 
 
 def mlp(params: dict, x: Any, **kwargs: Any) -> Any:
@@ -57,11 +67,13 @@ class EmpiricalCase:
         return (
             f"{self.fn.__name__} trace={self.trace_axes} diag={self.diagonal_axes} "
             f"impl={self.implementation} vmap={self.vmap_axes} x2={self.with_x2} "
-            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} seed={self.seed}"
+            f"net={BATCHED_NET.describe()} {CONV_NET.describe()} {RESIDUAL_NET.describe()} "
+            f"seed={self.seed} ntk_vp"
         )
 
     def data(self) -> dict[str, Any]:
-        """Inputs ``x1``, ``x2`` (or ``None``), parameters and shifted parameters (float64)."""
+        """Inputs ``x1``, ``x2`` (or ``None``), parameters, shifted parameters and cotangents
+        of ``fn(params, x2)`` (float64)."""
         rng = np.random.RandomState(self.seed)
         params = {
             "w1": rng.standard_normal((CHANNELS, WIDTH)) / np.sqrt(CHANNELS),
@@ -72,7 +84,9 @@ class EmpiricalCase:
         shifted = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
         x1 = rng.standard_normal((N1, LENGTH, CHANNELS))
         x2 = rng.standard_normal((N2, LENGTH, CHANNELS)) if self.with_x2 else None
-        return {"x1": x1, "x2": x2, "params": params, "shifted": shifted}
+        out_shape = (N1 if x2 is None else N2, *((LENGTH,) if self.fn is mlp else ()), OUT)
+        cotangents = rng.standard_normal(out_shape)
+        return {"x1": x1, "x2": x2, "params": params, "shifted": shifted, "cotangents": cotangents}
 
 
 def cases() -> list[EmpiricalCase]:
@@ -109,6 +123,7 @@ def evaluate(case: EmpiricalCase, lib: Any) -> dict[str, np.ndarray]:
         "nngp_fn": lib.empirical_nngp_fn(case.fn, **axes)(x1, x2, params),
         "linearize": lib.linearize(case.fn, params)(d["shifted"], x1),
         "taylor3": lib.taylor_expand(case.fn, params, 3)(d["shifted"], x1),
+        "ntk_vp": lib.empirical_ntk_vp_fn(case.fn, x1, x2, params)(d["cotangents"]),
     }
     if not case.diagonal_axes:
         out["batch_empirical"] = lib.batch(kernel_fn, 2)(x1, x2, "ntk", params)
@@ -120,16 +135,27 @@ def evaluate(case: EmpiricalCase, lib: Any) -> dict[str, np.ndarray]:
 
 
 def _diagonal_layouts(lib: Any, x1: Any, x2: Any) -> dict[str, Any]:
-    """``kernel_fn(..., diagonal_batch=False)`` and ``diagonal_spatial=True`` outputs."""
+    """``kernel_fn(..., diagonal_batch=False)`` and ``diagonal_spatial=True`` outputs.
+
+    The residual net also on inputs with trailing positions padded (``MASK_CONSTANT``).
+    """
     fields = ("nngp", "ntk", "cov1", "cov2")
+    x1m, x2m = np.array(x1), None if x2 is None else np.array(x2)
+    x1m[1, -1:] = MASK_CONSTANT
+    if x2m is not None:
+        x2m[0, -2:] = MASK_CONSTANT
+    nets = [("dense", BATCHED_NET, {}), ("conv", CONV_NET, {}), ("residual", RESIDUAL_NET, {})]
+    nets.append(("residual_masked", RESIDUAL_NET, {"mask_constant": MASK_CONSTANT}))
     out = {}
-    for name, net in (("dense", BATCHED_NET), ("conv", CONV_NET)):
+    for name, net, mask in nets:
         _, _, kernel_fn = net.build(lib.stax)
+        a, b = (x1m, x2m) if mask else (x1, x2)
         for tag, kw in (
             ("full_batch", {"diagonal_batch": False}),
             ("diag_spatial", {"diagonal_spatial": True}),
+            ("both", {"diagonal_batch": False, "diagonal_spatial": True}),
         ):
-            k = kernel_fn(x1, x2, fields, **kw)
+            k = kernel_fn(a, b, fields, **kw, **mask)
             for f in fields:
                 if getattr(k, f) is not None:
                     out[f"{tag}_{name}_{f}"] = getattr(k, f)

@@ -1,9 +1,10 @@
 """Live parity of the top-level API with neural-tangents 0.6.5 (float64, 1e-6).
 
-``empirical_kernel_fn``, ``empirical_ntk_fn``, ``empirical_nngp_fn``, ``batch``,
-``linearize`` and ``taylor_expand`` on the cases of ``empirical_grid.py``; the reference
-outputs come from ``tools/reference/dump_empirical.py`` in ``$INFATTN_REF_DIR``. A missing
-or stale reference fails the test (never skips) with the command that regenerates it.
+``empirical_kernel_fn``, ``empirical_ntk_fn``, ``empirical_nngp_fn``, ``empirical_ntk_vp_fn``,
+``batch``, ``linearize``, ``taylor_expand`` and ``kernel_fn``'s diagonal layouts on the cases
+of ``empirical_grid.py``; the reference outputs come from ``tools/reference/dump_empirical.py``
+in ``$INFATTN_REF_DIR``. A missing or stale reference fails the test (never skips) with the
+command that regenerates it.
 """
 
 from __future__ import annotations
