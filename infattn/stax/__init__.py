@@ -8,6 +8,8 @@ written with these layers runs unchanged. Each constructor returns
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
+from infattn.stax.conv_local import ConvLocal
+from infattn.stax.conv_transpose import ConvTranspose
 from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
     ABRelu,
@@ -26,12 +28,15 @@ from infattn.stax.normalization import LayerNorm
 from infattn.stax.numerical import Elementwise, ElementwiseNumerical
 from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool, SumPool
+from infattn.stax.resize import ImageResize
 
 __all__ = [
     "ABRelu",
     "Abs",
     "AvgPool",
     "Conv",
+    "ConvLocal",
+    "ConvTranspose",
     "Cos",
     "Dense",
     "Dropout",
@@ -53,6 +58,7 @@ __all__ = [
     "GlobalSumPool",
     "Hermite",
     "Identity",
+    "ImageResize",
     "LayerNorm",
     "LeakyRelu",
     "MaskedArray",

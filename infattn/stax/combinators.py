@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
+from infattn.stax.diagonal import fold
 from infattn.stax.layer import Parts, make_layer, parts_of
 from infattn.stax.layout import Boundary
 
@@ -65,6 +66,7 @@ def serial(*layers: Layer) -> Layer:
         all(p.pairwise for p in parts),
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
+        diagonal=fold([p.diagonal for p in parts], serial=True),
     )
 
 
@@ -125,6 +127,7 @@ def repeat(layer: Layer, n: int) -> Layer:
         part.pairwise,
         handles_replicates=True,
         input_boundary=part.boundary,
+        diagonal=fold([part.diagonal] * n, serial=True),
     )
 
 
@@ -170,6 +173,7 @@ def parallel(*layers: Layer) -> Layer:
         all(p.pairwise for p in parts),
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
+        diagonal=fold([p.diagonal for p in parts], serial=False),
     )
 
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from infattn.kernel import Kernel
 from infattn.stax import layout, tiling
-from infattn.stax.diagonal import keep_diagonals
+from infattn.stax.diagonal import MAYBE, Diagonal, keep_diagonals
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
 
@@ -60,6 +60,8 @@ class Parts:
     """The kernel entry of a pair of inputs depends on that pair alone (see tiling)."""
     boundary: layout.Boundary | None = None
     """Where the layer's inputs keep their batch and channel axes (``None``: anywhere)."""
+    diagonal: Diagonal | None = None
+    """neural-tangents' ``diagonal_spatial`` requirement (``None``: none, transparent)."""
 
 
 def make_layer(
@@ -71,6 +73,7 @@ def make_layer(
     handles_replicates: bool = False,
     boundary: layout.Boundary | None = None,
     input_boundary: layout.Boundary | None = None,
+    diagonal: Diagonal | None = None,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple.
 
@@ -84,7 +87,9 @@ def make_layer(
     ``boundary``: where the layer's arrays keep their batch and channel axes; its
     three functions are written for the canonical layout ``(N, *spatial, C)`` and
     are moved to the boundary's axes by :func:`layout.on_layout`. ``input_boundary``:
-    for combinators, the boundary of their first child that has one.
+    for combinators, the boundary of their first child that has one. ``diagonal``:
+    neural-tangents' ``diagonal_spatial`` requirement (:class:`Diagonal`; a network whose
+    composed requirement is diagonal returns spatially diagonal kernels by default).
 
     Example:
         >>> def init(rng, shape):
@@ -101,7 +106,7 @@ def make_layer(
     if boundary is not None:
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
-    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary)
+    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, diagonal)
     first = parts.boundary or layout.Boundary(layout.CANONICAL)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
@@ -126,6 +131,8 @@ def make_layer(
         diagonal_spatial: bool | None = None,
     ):
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
+        if _check_flag(diagonal_spatial, "diagonal_spatial") is None:
+            diagonal_spatial = _diagonal_by_default(parts, x1)
         if not (full_batch or _check_flag(diagonal_spatial, "diagonal_spatial")):
             return kernel_of(x1, x2, get, mask_constant=mask_constant)
         if isinstance(x1, Kernel | list | tuple):
@@ -245,6 +252,15 @@ def _select(k: Any, names: tuple[bool, tuple[str, ...]] | None) -> Any:
 
 def _as_list(x: Any) -> list:
     return x if isinstance(x, list) else [x]
+
+
+def _diagonal_by_default(parts: Parts, x1: Any) -> bool | None:
+    """``True`` where neural-tangents returns spatially diagonal kernels unasked (arrays only)."""
+    if isinstance(x1, Kernel | list | tuple) or parts.diagonal is None:
+        return None
+    # a YES output comes from global pooling or Flatten: no spatial axes left to keep
+    diagonal = parts.diagonal
+    return (diagonal.diagonal and diagonal.output == MAYBE) or None
 
 
 def _check_flag(value: Any, name: str) -> bool | None:
