@@ -2,7 +2,7 @@
 
 The empirical NTK of outputs ``f_a`` (one per example ``a``) is a sum over
 parameters of ``<df_a/dp, df_b/dp>``. Every parameter of an ``infattn.stax``
-layer enters the network in one of two ways, and for both the per-example
+layer enters the network in one of three ways, and for each the per-example
 gradient has a structure that makes this inner product cheap:
 
 * **tokenwise contraction** ``y_t = x_t W`` at every position ``t`` of an example
@@ -15,6 +15,9 @@ gradient has a structure that makes this inner product cheap:
   C_out)`` flops) or from explicit per-example gradients (``N T C_in C_out +
   N^2 C_in C_out``), whichever is cheaper: never from Jacobians of size
   ``N x #params``;
+* **untied contraction** ``y_t = x_t W_t`` with weights of their own at every position
+  (ConvLocal on patches: :func:`local`): positions never mix, so ``<df_a/dW, df_b/dW> =
+  sum_t (x_t . x'_t) (g_t . g'_t)``;
 * **per-example broadcast** of a parameter shared by all examples (biases,
   positional embeddings): with ``g_a`` the cotangent of example ``a``'s copy,
   ``<df_a/dp, df_b/dp> = <g_a, g_b>``.
@@ -27,7 +30,7 @@ backward pass seeded with ``1`` at output entry ``r`` of every example gives
 ``df_{a,r}/dy`` for all examples at once, so the whole ``(N1, N2)`` NTK of
 that output entry costs one forward and one backward pass plus the Grams.
 
-Every ``infattn.stax`` layer uses :func:`tokenwise`, :func:`conv` or
+Every ``infattn.stax`` layer uses :func:`tokenwise`, :func:`conv`, :func:`local` or
 :func:`per_example` for each of its parameters (on plain arrays they are the
 ordinary operations), so any model built from them can be tapped; ``infattn.empirical`` does so for
 ``implementation=AUTO`` (the default) and ``STRUCTURED_DERIVATIVES``.

@@ -17,40 +17,40 @@ from infattn import stax
 from infattn.empirical import monte_carlo_kernel_fn
 from tests.stax.test_finite_width import relative_error
 
-WIDTH, DRAWS = 256, 96
+WIDTH, NNGP_OUT, NNGP_DRAWS, NTK_DRAWS = 256, 128, 64, 96
 X = np.random.default_rng(0).standard_normal((2, 4, 3))
 IMAGES = np.random.default_rng(1).standard_normal((2, 3, 3, 2))
 
 MODELS = {
     "conv_transpose_same": (
-        lambda w: stax.serial(
+        lambda w, out: stax.serial(
             stax.ConvTranspose(w, (3,), (2,), "SAME", b_std=0.2),
             stax.Relu(),
-            stax.ConvTranspose(2, (2,), (1,), "VALID", W_std=1.3),
+            stax.ConvTranspose(out, (2,), (1,), "VALID", W_std=1.3),
         ),
         X,
     ),
     "conv_transpose_circular_2d": (
-        lambda w: stax.serial(
+        lambda w, out: stax.serial(
             stax.ConvTranspose(w, (2, 3), (2, 1), "CIRCULAR", parameterization="standard"),
             stax.Erf(),
-            stax.ConvTranspose(2, (2, 2), None, "CIRCULAR", b_std=0.1),
+            stax.ConvTranspose(out, (2, 2), None, "CIRCULAR", b_std=0.1),
         ),
         IMAGES,
     ),
     "conv_local": (
-        lambda w: stax.serial(
+        lambda w, out: stax.serial(
             stax.ConvLocal(w, (2,), padding="SAME", b_std=0.3),
             stax.Relu(),
-            stax.ConvLocal(2, (3,), padding="CIRCULAR", parameterization="standard", b_std=0.2),
+            stax.ConvLocal(out, (3,), padding="CIRCULAR", parameterization="standard", b_std=0.2),
         ),
         X,
     ),
     "conv_then_local_2d": (
-        lambda w: stax.serial(
+        lambda w, out: stax.serial(
             stax.Conv(w, (2, 2), padding="SAME"),
             stax.Relu(),
-            stax.ConvLocal(2, (2, 1), strides=(1, 2), dimension_numbers=("NHWC", "WOIH", "NHWC")),
+            stax.ConvLocal(out, (2, 1), strides=(1, 2), dimension_numbers=("NHWC", "WOIH", "NHWC")),
         ),
         IMAGES,
     ),
@@ -58,11 +58,11 @@ MODELS = {
     # ConvLocal and ImageResize apply the filter / target shape to the wrong axes: this
     # case and "conv_then_local_2d" check infattn against the finite network instead
     "resize_after_conv": (
-        lambda w: stax.serial(
+        lambda w, out: stax.serial(
             stax.Conv(w, (2, 2), padding="SAME", b_std=0.1),
             stax.Relu(),
             stax.ImageResize((-1, 2, 5, -1), "linear"),
-            stax.Dense(2),
+            stax.Dense(out),
         ),
         IMAGES,
     ),
@@ -73,21 +73,25 @@ MODELS = {
 @pytest.mark.parametrize("kind", ["nngp", "ntk"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_monte_carlo_agrees_with_kernel(name: str, kind: str) -> None:
+    """The NNGP from 128 output channels x 64 draws; the NTK (which concentrates at
+    width 256) from one output channel x 96 draws."""
     make, x = MODELS[name]
-    init_fn, apply_fn, _ = make(WIDTH)
-    exact = make(1)[2](x, None, kind)
-    mc = monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.PRNGKey(2), DRAWS, vmap_axes=0)
+    init_fn, apply_fn, kernel_fn = make(WIDTH, NNGP_OUT if kind == "nngp" else 1)
+    exact = kernel_fn(x, None, kind, diagonal_spatial=False)
+    draws = NNGP_DRAWS if kind == "nngp" else NTK_DRAWS
+    mc = monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.PRNGKey(2), draws, vmap_axes=0)
     est = mc(x, None, kind, return_se=True)
     err, se = relative_error(est.mean(kind), est.se(kind), exact)
     assert err < 0.05, f"{name} {kind}: relative Frobenius error {err:.4f} (MC SE {se:.4f})"
 
 
 def test_local_kernel_vanishes_between_positions() -> None:
-    k = stax.ConvLocal(3, (2,), padding="SAME", b_std=0.5)[2](X, None, "nngp")
-    off = k * (1 - np.eye(4))
-    assert np.all(np.asarray(off) == 0.0)
+    kernel_fn = stax.ConvLocal(3, (2,), padding="SAME", b_std=0.5)[2]
+    k = kernel_fn(X, None, "nngp", diagonal_spatial=False)
+    assert np.all(np.asarray(k) * (1 - np.eye(4)) == 0.0)
     conv = stax.Conv(3, (2,), padding="SAME", b_std=0.5)[2](X, None, "nngp")
     np.testing.assert_allclose(np.diagonal(k, 0, 2, 3), np.diagonal(conv, 0, 2, 3), rtol=1e-6)
+    np.testing.assert_allclose(kernel_fn(X, None, "nngp"), np.diagonal(k, 0, 2, 3), rtol=1e-6)
 
 
 def test_conv_transpose_apply_is_lax_conv_transpose() -> None:
@@ -149,3 +153,19 @@ def test_resize_kernel_refuses_channel_and_batch_axes() -> None:
     with pytest.raises(NotImplementedError, match="batch axis"):
         stax.ImageResize((3, 3, -1), "linear")[2](X)
     assert stax.ImageResize((3, 3, -1), "linear")[1]((), X).shape == (3, 3, 3)
+
+
+def test_spatially_diagonal_outputs_follow_neural_tangents_rule() -> None:
+    def shape(*layers, **kw):
+        return stax.serial(*layers)[2](X, None, "nngp", **kw).shape
+
+    local = stax.ConvLocal(3, (2,), padding="SAME")
+    assert shape(stax.Dense(3), local) == (2, 2, 4)
+    assert shape(local, stax.AvgPool((2,), padding="SAME"), local) == (2, 2, 4)
+    assert shape(local, stax.Relu()) == (2, 2, 4, 4)  # off-diagonal entries after Relu
+    assert shape(local, diagonal_spatial=False) == (2, 2, 4, 4)
+    assert shape(stax.Dense(3), stax.AvgPool((2,), padding="SAME"), local) == (2, 2, 4, 4)
+    assert shape(stax.GlobalSelfAttention(3, 3, 3, 1), local) == (2, 2, 4, 4)
+    branches = stax.parallel(local, stax.Identity())
+    out = stax.serial(stax.FanOut(2), branches)[2](X, None, "nngp")
+    assert [k.shape for k in out] == [(2, 2, 4), (2, 2, 4)]  # one layout per network
