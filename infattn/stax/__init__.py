@@ -9,6 +9,8 @@ from infattn.stax.aggregate import Aggregate, AggregateImplementation
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
 from infattn.stax.combinators import FanInSum, FanOut, Identity, parallel, repeat, serial
+from infattn.stax.conv_local import ConvLocal
+from infattn.stax.conv_transpose import ConvTranspose
 from infattn.stax.dot_general import DotGeneral
 from infattn.stax.dropout import Dropout
 from infattn.stax.elementwise import (
@@ -30,6 +32,7 @@ from infattn.stax.normalization import LayerNorm
 from infattn.stax.numerical import Elementwise, ElementwiseNumerical
 from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool, SumPool
+from infattn.stax.resize import ImageResize
 
 __all__ = [
     "ABRelu",
@@ -38,6 +41,8 @@ __all__ = [
     "AggregateImplementation",
     "AvgPool",
     "Conv",
+    "ConvLocal",
+    "ConvTranspose",
     "Cos",
     "Dense",
     "DotGeneral",
@@ -60,6 +65,7 @@ __all__ = [
     "GlobalSumPool",
     "Hermite",
     "Identity",
+    "ImageResize",
     "Index",
     "LayerNorm",
     "LeakyRelu",

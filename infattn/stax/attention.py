@@ -44,6 +44,7 @@ from infattn.logits.mechanisms import MECHANISMS, attention_weights
 from infattn.logits.monte_carlo import check_samples
 from infattn.stax import layout, positional, taps
 from infattn.stax.attention_kernel import closed_form_kernel, monte_carlo_kernel, to_positions
+from infattn.stax.diagonal import NO, Diagonal
 from infattn.stax.layer import make_layer
 from infattn.validation import (
     check_axes,
@@ -335,11 +336,12 @@ def GlobalSelfAttention(
     cfg = checked_config(**locals())  # the arguments: this must stay the first statement
     name, boundary = "GlobalSelfAttention", layout.Boundary((batch_axis, channel_axis))
     layer_init, layer_apply = functools.partial(init, cfg), functools.partial(apply, cfg)
+    diagonal = Diagonal(input=NO)  # needs the covariances of all position pairs
     if cfg.monte_carlo:
         rule = functools.partial(monte_carlo_kernel, cfg)
         return make_layer(
             layer_init, layer_apply, rule, name,
-            pairwise=False, handles_replicates=True, boundary=boundary,
+            pairwise=False, handles_replicates=True, boundary=boundary, diagonal=diagonal,
         )  # fmt: skip
     rule = functools.partial(closed_form_kernel, cfg)
-    return make_layer(layer_init, layer_apply, rule, name, boundary=boundary)
+    return make_layer(layer_init, layer_apply, rule, name, boundary=boundary, diagonal=diagonal)

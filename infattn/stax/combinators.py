@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from infattn.kernel import Kernel
+from infattn.stax.diagonal import fold
 from infattn.stax.layer import Parts, make_layer, parts_of
 from infattn.stax.layout import Boundary
 
@@ -66,6 +67,7 @@ def serial(*layers: Layer) -> Layer:
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
         positionwise=all(p.positionwise for p in parts),
+        diagonal=fold([p.diagonal for p in parts], serial=True),
     )
 
 
@@ -127,6 +129,7 @@ def repeat(layer: Layer, n: int) -> Layer:
         handles_replicates=True,
         input_boundary=part.boundary,
         positionwise=part.positionwise,
+        diagonal=fold([part.diagonal] * n, serial=True),
     )
 
 
@@ -173,6 +176,7 @@ def parallel(*layers: Layer) -> Layer:
         handles_replicates=True,
         input_boundary=_first_boundary(parts),
         positionwise=all(p.positionwise for p in parts),
+        diagonal=fold([p.diagonal for p in parts], serial=False),
     )
 
 

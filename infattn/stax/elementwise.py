@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.scipy.special import erf
 
 from infattn.kernel import Kernel, outer_per_position
-from infattn.stax.diagonal import variances
+from infattn.stax.diagonal import Diagonal, variances
 from infattn.stax.layer import make_layer
 
 Array = jax.Array
@@ -111,7 +111,7 @@ def _elementwise(
             raise NotImplementedError(f"{name} has no finite-width function (kernel only)")
         return fn(x), mask
 
-    return make_layer(init, apply, kernel, name, positionwise=True)
+    return make_layer(init, apply, kernel, name, positionwise=True, diagonal=Diagonal())
 
 
 def rule_layer(name: str, fn: Callable[[Array], Array] | None, rule: Rule, remask: bool = False):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from infattn.kernel import Kernel
 from infattn.stax import call_kwargs, layout, tiling
-from infattn.stax.diagonal import keep_diagonals
+from infattn.stax.diagonal import MAYBE, Diagonal, keep_diagonals
 from infattn.stax.positionwise import per_position_kernel
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
@@ -65,6 +65,8 @@ class Parts:
     """Where the layer's inputs keep their batch and channel axes (``None``: anywhere)."""
     positionwise: bool = False
     """The layer acts on each position alone (see :mod:`infattn.stax.positionwise`)."""
+    diagonal: Diagonal | None = None
+    """neural-tangents' ``diagonal_spatial`` requirement (``None``: none, transparent)."""
 
 
 def make_layer(
@@ -77,6 +79,7 @@ def make_layer(
     boundary: layout.Boundary | None = None,
     input_boundary: layout.Boundary | None = None,
     positionwise: bool = False,
+    diagonal: Diagonal | None = None,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple.
 
@@ -93,7 +96,9 @@ def make_layer(
     for combinators, the boundary of their first child that has one.
     ``positionwise``: the layer acts on each position alone (a position's outputs
     depend on that position's inputs only), so ``kernel_fn(..., diagonal_spatial=True)``
-    is computed one position at a time (:mod:`infattn.stax.positionwise`).
+    is computed one position at a time (:mod:`infattn.stax.positionwise`). ``diagonal``:
+    neural-tangents' ``diagonal_spatial`` requirement (:class:`Diagonal`; a network whose
+    composed requirement is diagonal returns spatially diagonal kernels by default).
 
     Example:
         >>> def init(rng, shape):
@@ -110,7 +115,9 @@ def make_layer(
     if boundary is not None:
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
-    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, positionwise)
+    parts = Parts(
+        init, apply, rule, pairwise, boundary or input_boundary, positionwise, diagonal
+    )
     first = parts.boundary or layout.Boundary(layout.CANONICAL)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
@@ -143,6 +150,8 @@ def make_layer(
             with call_kwargs.held(kwargs):
                 return kernel_of(x1, x2, get, mask_constant=mask_constant)
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
+        if _check_flag(diagonal_spatial, "diagonal_spatial") is None:
+            diagonal_spatial = _diagonal_by_default(parts, x1)
         spatial = bool(_check_flag(diagonal_spatial, "diagonal_spatial"))
         if not (full_batch or spatial):
             return kernel_of(x1, x2, get, mask_constant=mask_constant)
@@ -268,6 +277,15 @@ def _select(k: Any, names: tuple[bool, tuple[str, ...]] | None) -> Any:
 
 def _as_list(x: Any) -> list:
     return x if isinstance(x, list) else [x]
+
+
+def _diagonal_by_default(parts: Parts, x1: Any) -> bool | None:
+    """``True`` where neural-tangents returns spatially diagonal kernels unasked (arrays only)."""
+    if isinstance(x1, Kernel | list | tuple) or parts.diagonal is None:
+        return None
+    # a YES output comes from global pooling or Flatten: no spatial axes left to keep
+    diagonal = parts.diagonal
+    return (diagonal.diagonal and diagonal.output == MAYBE) or None
 
 
 def _check_flag(value: Any, name: str) -> bool | None:

@@ -10,29 +10,40 @@ multipliers ``s``).
 A convolution with filter ``F`` averages the full spatial covariance along its
 diagonals: ``Sigma'_{a,b} = W_std^2 / |F| sum_{t in F} Sigma_{a+t, b+t} + b_std^2``,
 separately along each spatial axis; zero padding contributes zeros.
+:class:`ConvSetup` holds what every convolution shares (arguments, filter spec,
+scaling, output axis order); ``conv_transpose.py`` and ``conv_local.py`` build on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 
 from infattn.kernel import Kernel
 from infattn.stax import layout, taps, windows
+from infattn.stax.diagonal import Diagonal
 from infattn.stax.layer import make_layer
 from infattn.validation import check_axes, check_choice, check_std, check_width
 
 _PARAMETERIZATIONS = ("ntk", "standard")
 
 
-def affine(mat: jax.Array | None, W_std: float, b_std: float | None) -> jax.Array | None:
-    """``W_std^2 * mat + b_std^2`` (``None`` passes through)."""
+def affine(
+    mat: jax.Array | None, W_std: float, b_std: float | None, pattern: Any = 1.0
+) -> jax.Array | None:
+    """``W_std^2 * mat + b_std^2 * pattern`` (``None`` passes through).
+
+    ``pattern``: where the bias covariance is (``1.0``: everywhere; an untied bias
+    puts an indicator of the spatial diagonal here).
+    """
     if mat is None:
         return None
     out = W_std**2 * mat
-    return out if b_std is None else out + b_std**2
+    return out if b_std is None else out + b_std**2 * pattern
 
 
 def linear_kernel(
@@ -42,25 +53,59 @@ def linear_kernel(
     parameterization: str,
     fan_in: float,
     transform=lambda m, batch_ndim: m,
+    bias_pattern: Callable[[jax.Array, int], Any] | None = None,
 ) -> Kernel:
-    """Shared rule of Dense and Conv: ``transform`` is the spatial part (identity for Dense)."""
+    """Shared rule of Dense and the convolutions: ``transform`` is the spatial part.
+
+    ``bias_pattern(m, batch_ndim)``: where the bias covariance goes in the
+    transformed ``m`` (default everywhere, a tied bias).
+    """
 
     def lin(m, batch_ndim):
         return None if m is None else transform(m, batch_ndim)
 
+    def where(m, batch_ndim):
+        return 1.0 if bias_pattern is None or m is None else bias_pattern(m, batch_ndim)
+
     nngp = lin(k.nngp, 2)
     ntk = lin(k.ntk, 2)
-    cov1 = affine(lin(k.cov1, 1), W_std, b_std)
-    cov2 = affine(lin(k.cov2, 1), W_std, b_std)
+    cov1, cov2 = lin(k.cov1, 1), lin(k.cov2, 1)
+    cov1 = affine(cov1, W_std, b_std, where(cov1, 1))
+    cov2 = affine(cov2, W_std, b_std, where(cov2, 1))
     if parameterization == "ntk":
-        nngp = affine(nngp, W_std, b_std)
+        nngp = affine(nngp, W_std, b_std, where(nngp, 2))
         if ntk is not None:
             ntk = nngp + W_std**2 * ntk
     else:
         if ntk is not None:
-            ntk = fan_in * nngp + W_std**2 * ntk + (0.0 if b_std is None else 1.0)
-        nngp = affine(nngp, W_std, b_std)
+            shift = 0.0 if b_std is None else where(ntk, 2)
+            ntk = fan_in * nngp + W_std**2 * ntk + shift
+        nngp = affine(nngp, W_std, b_std, where(nngp, 2))
     return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=True)
+
+
+def scale_output(
+    y: jax.Array,
+    b: jax.Array | None,
+    fan_in: float,
+    W_std: float,
+    b_std: float | None,
+    parameterization: str,
+    s: tuple[int, int],
+) -> jax.Array:
+    """A linear layer's output ``y`` (unscaled weights) scaled, plus the bias ``b``."""
+    if parameterization == "ntk":
+        y = y * (W_std / fan_in**0.5)
+        return y if b is None else y + b_std * b
+    y = y / s[0] ** 0.5
+    return y if b is None else y + b
+
+
+def standard_params(W, b, fan_in, W_std, b_std, parameterization, s):
+    """Standard parameterisation folds ``W_std / sqrt(fan_in / s[0])`` and ``b_std`` in."""
+    if parameterization != "standard":
+        return W, b
+    return W * W_std / (fan_in / s[0]) ** 0.5, None if b is None else b * b_std
 
 
 def Dense(
@@ -91,10 +136,10 @@ def Dense(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )
     check_axes("Dense", batch_axis=batch_axis, channel_axis=channel_axis)
+    width = out_dim * (s[1] if parameterization == "standard" else 1)
 
     def init(rng, input_shape):
         n_in = input_shape[-1]
-        width = out_dim * (s[1] if parameterization == "standard" else 1)
         k1, k2 = jax.random.split(rng)
         W = jax.random.normal(k1, (n_in, width))
         b = (
@@ -102,32 +147,193 @@ def Dense(
             if b_std is None
             else jax.random.normal(k2, (1,) * (len(input_shape) - 1) + (width,))
         )
-        if parameterization == "standard":
-            W = W * W_std / (n_in / s[0]) ** 0.5
-            b = None if b is None else b * b_std
-        return (*input_shape[:-1], width), (W, b)
+        params = standard_params(W, b, n_in, W_std, b_std, parameterization, s)
+        return (*input_shape[:-1], width), params
 
     def apply(params, x, mask, **kwargs):
         W, b = params
-        _check_channels(x, W.shape[0], "Dense")
+        check_channels(x, W.shape[0], "Dense")
         y = taps.tokenwise(x, W)
         b = taps.per_example(b, x.shape[0])
-        if parameterization == "ntk":
-            y = y * (W_std / x.shape[-1] ** 0.5)
-            if b is not None:
-                y = y + b_std * b
-        else:
-            y = y / s[0] ** 0.5
-            if b is not None:
-                y = y + b
-        return y, mask
+        return scale_output(y, b, x.shape[-1], W_std, b_std, parameterization, s), mask
 
     def kernel(k):
         k = linear_kernel(k, W_std, b_std, parameterization, k.shape1[-1] / s[0])
-        return _with_width(k, out_dim * (s[1] if parameterization == "standard" else 1)).remask()
+        return with_width(k, width).remask()
 
-    boundary = layout.Boundary((batch_axis, channel_axis))
-    return make_layer(init, apply, kernel, "Dense", boundary=boundary, positionwise=True)
+    return make_layer(
+        init,
+        apply,
+        kernel,
+        "Dense",
+        boundary=layout.Boundary((batch_axis, channel_axis)),
+        positionwise=True,
+        diagonal=Diagonal(),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSetup:
+    """The validated arguments of a convolution (Conv, ConvTranspose, ConvLocal).
+
+    ``filter_shape``, ``strides``: in the filter spec's order (the user's);
+    :attr:`filter_in`, :attr:`strides_in`: the same in the input's spatial order,
+    that of the canonical layout the rules work in. Output spatial axes follow the
+    output spec: :meth:`to_output` and :meth:`kernel_to_output` move them there.
+    """
+
+    name: str
+    out_chan: int
+    filter_shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    padding: str
+    W_std: float
+    b_std: float | None
+    spec: layout.ConvSpec
+    parameterization: str
+    s: tuple[int, int]
+
+    @property
+    def n_spatial(self) -> int:
+        return len(self.filter_shape)
+
+    @property
+    def filter_in(self) -> tuple[int, ...]:
+        return self.spec.to_input_order(self.filter_shape)
+
+    @property
+    def strides_in(self) -> tuple[int, ...]:
+        return self.spec.to_input_order(self.strides)
+
+    @property
+    def width(self) -> int:
+        """The number of output channels of the finite layer."""
+        return self.out_chan * (self.s[1] if self.parameterization == "standard" else 1)
+
+    def fan_in(self, n_in: int) -> int:
+        return n_in * math.prod(self.filter_shape)
+
+    def scale(self, y: jax.Array, b: jax.Array | None, n_in: int) -> jax.Array:
+        """The output of the unscaled convolution ``y`` scaled, plus the bias."""
+        p = (self.W_std, self.b_std, self.parameterization, self.s)
+        return scale_output(y, b, self.fan_in(n_in), *p)
+
+    def params(self, W: jax.Array, b: jax.Array | None, n_in: int):
+        """Standard normal ``W``, ``b`` as the parameterisation stores them."""
+        p = (self.W_std, self.b_std, self.parameterization, self.s)
+        return standard_params(W, b, self.fan_in(n_in), *p)
+
+    @property
+    def _spatial_order(self) -> tuple[int, ...]:
+        return (0, *(1 + i for i in self.spec.spatial_to_out), self.n_spatial + 1)
+
+    def to_output(self, y: Any, mask: Any) -> tuple[Any, Any]:
+        """Canonical output ``y`` ``(N, *spatial, C)`` and mask with the output spec's order."""
+        order = self._spatial_order
+        return layout.transpose(y, order), layout.transpose(mask, order[:-1])
+
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """A canonical output shape with the output spec's spatial order."""
+        return layout.permute_shape(shape, self._spatial_order)
+
+    def kernel_to_output(self, m: Any, batch_ndim: int) -> Any:
+        """A kernel ``(*B, s1, s1', ...)`` with its spatial pairs in the output spec's order."""
+        pairs = (*(2 * i + j for i in self.spec.spatial_to_out for j in (0, 1)),)
+        return layout.transpose(m, (*range(batch_ndim), *(batch_ndim + i for i in pairs)))
+
+    def kernel(self, k: Kernel, transform, out_spatial, out_mask, bias_pattern=None) -> Kernel:
+        """The rule: ``transform`` (input order), then the output order, masks, remask.
+
+        ``out_spatial``: the output's spatial sizes in the input's order; ``out_mask``:
+        a canonical mask ``(N, *spatial)`` -> the output's (input order).
+        """
+
+        def spatial(m, batch_ndim):
+            return self.kernel_to_output(transform(m, batch_ndim), batch_ndim)
+
+        fan_in = self.fan_in(k.shape1[-1]) / self.s[0]
+        p = (self.W_std, self.b_std, self.parameterization)
+        k = linear_kernel(k, *p, fan_in, spatial, bias_pattern)
+        new = layout.permute_shape(out_spatial, self.spec.spatial_to_out)
+
+        def mask(m):
+            return None if m is None else self.to_output(None, out_mask(m))[1]
+
+        return k.replace(
+            shape1=(k.shape1[0], *new, self.width),
+            shape2=(k.shape2[0], *new, self.width),
+            mask1=mask(k.mask1),
+            mask2=mask(k.mask2),
+        ).remask()
+
+    def make(self, init, apply, kernel, diagonal: Diagonal | None = None):
+        """The public triple, on the layout of ``dimension_numbers``.
+
+        ``diagonal``: neural-tangents' requirement (default: a shared-weight convolution's,
+        whose output has non-zero off-diagonal entries).
+        """
+        spec = self.spec
+        boundary = layout.Boundary(
+            (spec.lhs.index("N"), spec.lhs.index("C")),
+            (spec.out.index("N"), spec.out.index("C")),
+            self.n_spatial + 2,
+        )
+        diagonal = Diagonal() if diagonal is None else diagonal
+        return make_layer(init, apply, kernel, self.name, boundary=boundary, diagonal=diagonal)
+
+
+def conv_setup(
+    name: str,
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None,
+    padding: str,
+    W_std: float,
+    b_std: float | None,
+    dimension_numbers: tuple[str, str, str] | None,
+    parameterization: str,
+    s: tuple[int, int],
+) -> ConvSetup:
+    """Validate a convolution's arguments (neural-tangents' ``Conv`` signature).
+
+    Example:
+        >>> c = conv_setup("Conv", 4, (3, 2), None, "same", 1.0, None,
+        ...                ("NHWC", "WHIO", "NHWC"), "ntk", (1, 1))
+        >>> c.filter_in, c.strides, c.padding
+        ((2, 3), (1, 1), 'SAME')
+    """
+    check_width(out_chan, "out_chan")
+    check_std(W_std, "W_std")
+    check_std(b_std, "b_std", optional=True)
+    filter_shape = tuple(filter_shape)
+    if not filter_shape or any(not isinstance(f, int) or f < 1 for f in filter_shape):
+        raise ValueError(f"filter_shape: expected positive integers, got {filter_shape!r}")
+    strides = (1,) * len(filter_shape) if strides is None else tuple(strides)
+    if len(strides) != len(filter_shape) or any(t < 1 for t in strides):
+        raise ValueError(
+            f"strides: expected {len(filter_shape)} positive integers, got {strides!r}"
+        )
+    padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
+    parameterization = check_choice(
+        parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
+    )
+    spec = layout.conv_spec(dimension_numbers, len(filter_shape))
+    return ConvSetup(
+        name, out_chan, filter_shape, strides, padding, W_std, b_std, spec, parameterization, s
+    )
+
+
+def init_filter(c: ConvSetup, rng: jax.Array, n_in: int, sizes: dict[str, int], bias_shape):
+    """Standard normal weights and bias, as the parameterisation stores them.
+
+    The weights in the filter spec's layout (``sizes``: of the spatial letters, and of
+    ``I`` when it is not ``n_in``), the bias of ``bias_shape`` (``None`` without ``b_std``).
+    """
+    k1, k2 = jax.random.split(rng)
+    sizes = {"I": n_in, "O": c.width, **sizes}
+    W = jax.random.normal(k1, tuple(sizes[a] for a in c.spec.rhs))
+    b = None if c.b_std is None else jax.random.normal(k2, bias_shape)
+    return c.params(W, b, n_in)
 
 
 def Conv(
@@ -156,104 +362,54 @@ def Conv(
         >>> kernel_fn(jnp.ones((2, 5, 4, 3)), get="nngp").shape  # 5-2+1 high, 4-3+1 wide
         (2, 2, 4, 4, 2, 2)
     """
-    check_width(out_chan, "out_chan")
-    check_std(W_std, "W_std")
-    check_std(b_std, "b_std", optional=True)
-    filter_shape = tuple(filter_shape)
-    if not filter_shape or any(not isinstance(f, int) or f < 1 for f in filter_shape):
-        raise ValueError(f"filter_shape: expected positive integers, got {filter_shape!r}")
-    strides = (1,) * len(filter_shape) if strides is None else tuple(strides)
-    if len(strides) != len(filter_shape) or any(t < 1 for t in strides):
-        raise ValueError(
-            f"strides: expected {len(filter_shape)} positive integers, got {strides!r}"
-        )
-    padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
-    parameterization = check_choice(
-        parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
+    c = conv_setup(
+        "Conv",
+        out_chan,
+        filter_shape,
+        strides,
+        padding,
+        W_std,
+        b_std,
+        dimension_numbers,
+        parameterization,
+        s,
     )
-    n_sp = len(filter_shape)
-    spec = layout.conv_spec(dimension_numbers, n_sp)
-    filter_size = math.prod(filter_shape)
-    # per spatial axis, in the input's order (the canonical one of the rules below)
-    win = windows.Windows(spec.to_input_order(filter_shape), spec.to_input_order(strides), padding)
-    spatial_order = (0, *(1 + i for i in spec.spatial_to_out), n_sp + 1)
-    pair_order = (*(2 * i + j for i in spec.spatial_to_out for j in (0, 1)),)
-    width = out_chan * (s[1] if parameterization == "standard" else 1)
+    n_sp = c.n_spatial
+    win = windows.Windows(c.filter_in, c.strides_in, c.padding)
 
     def init(rng, input_shape):
-        n_in = input_shape[-1]
-        sizes = {"I": n_in, "O": width, **dict(zip(spec.filter_spatial, filter_shape, strict=True))}
-        k1, k2 = jax.random.split(rng)
-        W = jax.random.normal(k1, tuple(sizes[c] for c in spec.rhs))
-        b = None if b_std is None else jax.random.normal(k2, (1,) * (n_sp + 1) + (width,))
-        if parameterization == "standard":
-            W = W * W_std / (n_in * filter_size / s[0]) ** 0.5
-            b = None if b is None else b * b_std
-        out_shape = (input_shape[0], *win.out_spatial(input_shape[1:-1]), width)
-        return layout.permute_shape(out_shape, spatial_order), (W, b)
+        sizes = dict(zip(c.spec.filter_spatial, c.filter_shape, strict=True))
+        params = init_filter(c, rng, input_shape[-1], sizes, (1,) * (n_sp + 1) + (c.width,))
+        out_shape = (input_shape[0], *win.out_spatial(input_shape[1:-1]), c.width)
+        return c.output_shape(out_shape), params
 
     def apply(params, x, mask, **kwargs):
         W, b = params
-        _check_channels(x, W.shape[spec.rhs.index("I")], "Conv")
-        spatial = x.shape[1:-1]
-        if padding == "CIRCULAR":
+        n_in = x.shape[-1]
+        check_channels(x, W.shape[c.spec.rhs.index("I")], "Conv")
+        if c.padding == "CIRCULAR":
             x = win.pad(x, range(1, n_sp + 1))
             pads = [(0, 0)] * n_sp
         else:
-            pads = spec.to_filter_order(win.pads(spatial))
-        y = taps.conv(x, W, strides, pads, spec.canonical)
-        b = taps.per_example(b, x.shape[0])
-        if parameterization == "ntk":
-            y = y * (W_std / (x.shape[-1] * filter_size) ** 0.5)
-            if b is not None:
-                y = y + b_std * b
-        else:
-            y = y / s[0] ** 0.5
-            if b is not None:
-                y = y + b
-        mask = None if mask is None else win.mask(mask)
-        return layout.transpose(y, spatial_order), layout.transpose(mask, spatial_order[:-1])
-
-    def shared(m, batch_ndim):
-        order = (*range(batch_ndim), *(batch_ndim + i for i in pair_order))
-        return layout.transpose(win.shared(m, batch_ndim), order)
+            pads = c.spec.to_filter_order(win.pads(x.shape[1:-1]))
+        y = taps.conv(x, W, c.strides, pads, c.spec.canonical)
+        y = c.scale(y, taps.per_example(b, x.shape[0]), n_in)
+        return c.to_output(y, None if mask is None else win.mask(mask))
 
     def kernel(k):
-        spatial = k.spatial_shape
-        k = linear_kernel(
-            k, W_std, b_std, parameterization, k.shape1[-1] * filter_size / s[0], shared
-        )
-        new_spatial = layout.permute_shape(win.out_spatial(spatial), spec.spatial_to_out)
+        out_spatial = win.out_spatial(k.spatial_shape)
+        return c.kernel(k, win.shared, out_spatial, win.mask)
 
-        def new_mask(m):
-            return None if m is None else layout.transpose(win.mask(m), spatial_order[:-1])
-
-        k = k.replace(
-            shape1=(k.shape1[0], *new_spatial, width),
-            shape2=(k.shape2[0], *new_spatial, width),
-            mask1=new_mask(k.mask1),
-            mask2=new_mask(k.mask2),
-        )
-        return k.remask()
-
-    return make_layer(
-        init,
-        apply,
-        kernel,
-        "Conv",
-        boundary=layout.Boundary(
-            (spec.lhs.index("N"), spec.lhs.index("C")),
-            (spec.out.index("N"), spec.out.index("C")),
-            n_sp + 2,
-        ),
-    )
+    return c.make(init, apply, kernel)
 
 
-def _with_width(k: Kernel, width: int) -> Kernel:
+def with_width(k: Kernel, width: int) -> Kernel:
+    """``k`` for outputs with ``width`` channels (shapes only)."""
     return k.replace(shape1=(*k.shape1[:-1], width), shape2=(*k.shape2[:-1], width))
 
 
-def _check_channels(x: jax.Array, expected: int, layer: str) -> None:
+def check_channels(x: jax.Array, expected: int, layer: str) -> None:
+    """Raise unless ``x`` has ``expected`` channels (the number ``init`` was given)."""
     if x.shape[-1] != expected:
         raise ValueError(
             f"inputs: {layer} was initialised for {expected} input channels, got inputs of "

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from infattn.kernel import pair_mask
 from infattn.stax import layout, windows
+from infattn.stax.diagonal import MAYBE, YES, Diagonal
 from infattn.stax.layer import make_layer
 from infattn.stax.normalization import masked_mean
 from infattn.validation import check_axes, check_choice
@@ -137,7 +138,7 @@ def _pool(name, window_shape, strides, padding, normalize_edges, axes):
         return k.remask()
 
     boundary = layout.Boundary(axes, rank=n_sp + 2)
-    return make_layer(init, apply, kernel, name, boundary=boundary)
+    return make_layer(init, apply, kernel, name, boundary=boundary, diagonal=Diagonal(MAYBE))
 
 
 def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
@@ -213,7 +214,8 @@ def _global_pool(name: str, batch_axis: int, channel_axis: int):
         return (0, 1) if b < c else (1, 0)
 
     boundary = layout.Boundary((batch_axis, channel_axis), out_axes)
-    return make_layer(init, apply, kernel, name, boundary=boundary)
+    diagonal = Diagonal(MAYBE, YES)
+    return make_layer(init, apply, kernel, name, boundary=boundary, diagonal=diagonal)
 
 
 def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
@@ -269,7 +271,8 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
         raise ValueError(f"batch_axis_out: expected 0 or 1, got {batch_axis_out!r}")
     out = batch_axis_out % 2
     boundary = layout.Boundary((batch_axis, None), (out, 1 - out))
-    return make_layer(init, apply, kernel, "Flatten", boundary=boundary)
+    diagonal = Diagonal(output=YES)
+    return make_layer(init, apply, kernel, "Flatten", boundary=boundary, diagonal=diagonal)
 
 
 def _all_masked(mask):

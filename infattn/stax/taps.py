@@ -2,7 +2,7 @@
 
 The empirical NTK of outputs ``f_a`` (one per example ``a``) is a sum over
 parameters of ``<df_a/dp, df_b/dp>``. Every parameter of an ``infattn.stax``
-layer enters the network in one of two ways, and for both the per-example
+layer enters the network in one of three ways, and for each the per-example
 gradient has a structure that makes this inner product cheap:
 
 * **tokenwise contraction** ``y_t = x_t W`` at every position ``t`` of an example
@@ -15,6 +15,9 @@ gradient has a structure that makes this inner product cheap:
   C_out)`` flops) or from explicit per-example gradients (``N T C_in C_out +
   N^2 C_in C_out``), whichever is cheaper: never from Jacobians of size
   ``N x #params``;
+* **untied contraction** ``y_t = x_t W_t`` with weights of their own at every position
+  (ConvLocal on patches: :func:`local`): positions never mix, so ``<df_a/dW, df_b/dW> =
+  sum_t (x_t . x'_t) (g_t . g'_t)``;
 * **per-example broadcast** of a parameter shared by all examples (biases,
   positional embeddings): with ``g_a`` the cotangent of example ``a``'s copy,
   ``<df_a/dp, df_b/dp> = <g_a, g_b>``.
@@ -27,7 +30,7 @@ backward pass seeded with ``1`` at output entry ``r`` of every example gives
 ``df_{a,r}/dy`` for all examples at once, so the whole ``(N1, N2)`` NTK of
 that output entry costs one forward and one backward pass plus the Grams.
 
-Every ``infattn.stax`` layer uses :func:`tokenwise`, :func:`conv` or
+Every ``infattn.stax`` layer uses :func:`tokenwise`, :func:`conv`, :func:`local` or
 :func:`per_example` for each of its parameters (on plain arrays they are the
 ordinary operations), so any model built from them can be tapped; ``infattn.empirical`` does so for
 ``implementation=AUTO`` (the default) and ``STRUCTURED_DERIVATIVES``.
@@ -36,6 +39,7 @@ ordinary operations), so any model built from them can be tapped; ``infattn.empi
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -98,9 +102,11 @@ def conv(
     strides: Sequence[int],
     padding: Sequence[tuple[int, int]],
     dimension_numbers: tuple[str, str, str],
+    lhs_dilation: Sequence[int] | None = None,
 ) -> Array:
     """``lax.conv_general_dilated``; ``strides``, ``padding`` in the filter's spatial order.
 
+    ``lhs_dilation``: zeros inserted between input positions (a transposed convolution).
     ``w`` is laid out as ``dimension_numbers[1]`` says (``I``, ``O`` and spatial
     letters). Tapped, the same convolution is a :func:`tokenwise` contraction of
     patches ``(N, *out_spatial, C_in * |F|)`` (input channel major, then the
@@ -108,12 +114,41 @@ def conv(
     """
     rhs = dimension_numbers[1]
     if not isinstance(w, Tap):
-        return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dimension_numbers)
+        return lax.conv_general_dilated(
+            x, w, strides, padding, lhs_dilation, dimension_numbers=dimension_numbers
+        )
     spatial = [i for i, c in enumerate(rhs) if c not in "IO"]
     patches = lax.conv_general_dilated_patches(
-        x, [w.shape[i] for i in spatial], strides, padding, dimension_numbers=dimension_numbers
+        x,
+        [w.shape[i] for i in spatial],
+        strides,
+        padding,
+        lhs_dilation,
+        dimension_numbers=dimension_numbers,
     )
     return tokenwise(patches, w, (rhs.index("I"), *spatial))
+
+
+def local(x: Array, w: Array | Tap, in_axis: int, position_axes: Sequence[int]) -> Array:
+    """Contract ``x``'s channels with weights of its own at every position (untied).
+
+    ``x``: ``(N, *positions, C)``; ``w``: ``positions`` at ``position_axes`` (in
+    ``x``'s order), ``C`` at ``in_axis``, any other axes ``rest`` in order. Returns
+    ``(N, *positions, *rest)``: ``y[n, p] = x[n, p] @ w[p]``. Tapped, the NTK of ``w``
+    is ``sum_p (x_a(p) . x_b(p)) (g_a(p) . g_b(p))``, positions never mixing.
+
+    Example:
+        >>> local(jnp.ones((2, 3, 4)), jnp.ones((4, 3, 5)), 0, (1,)).shape
+        (2, 3, 5)
+    """
+    value = w.value if isinstance(w, Tap) else w
+    position_axes = tuple(position_axes)
+    rest = [i for i in range(value.ndim) if i != in_axis and i not in position_axes]
+    mat = jnp.transpose(value, (*position_axes, in_axis, *rest))
+    mat = mat.reshape(-1, x.shape[-1], math.prod(value.shape[i] for i in rest))
+    flat = x.reshape(x.shape[0], mat.shape[0], x.shape[-1])
+    y = _tapped_local(flat, mat, w.acc, w.split) if isinstance(w, Tap) else _local_matmul(flat, mat)
+    return y.reshape(*x.shape[:-1], *(value.shape[i] for i in rest))
 
 
 def per_example(p: Array | Tap | None, n: int, shape: Sequence[int] | None = None) -> Array | None:
@@ -175,6 +210,36 @@ def _tapped_matmul_bwd(split, res, g):
 
 
 _tapped_matmul.defvjp(_tapped_matmul_fwd, _tapped_matmul_bwd)
+
+
+def _local_matmul(x: Array, mat: Array) -> Array:
+    """``(N, P, C) x (P, C, R) -> (N, P, R)``, one matrix per position."""
+    return jnp.einsum("npc,pcr->npr", x, mat, precision=jax.lax.Precision.HIGHEST)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _tapped_local(x: Array, mat: Array, acc: Array, split: int | None) -> Array:
+    del acc
+    return _local_matmul(x, mat)
+
+
+def _tapped_local_fwd(x, mat, acc, split):
+    del acc
+    return _local_matmul(x, mat), (x, mat)
+
+
+def _tapped_local_bwd(split, res, g):
+    x, mat = res
+    hi = jax.lax.Precision.HIGHEST
+    xa, xb = _halves(x, split)
+    ga, gb = _halves(g, split)
+    kx = jnp.einsum("apc,bpc->abp", xa, xb, precision=hi)
+    kg = jnp.einsum("apr,bpr->abp", ga, gb, precision=hi)
+    gram = jnp.sum(kx * kg, axis=-1)
+    return jnp.einsum("npr,pcr->npc", g, mat, precision=hi), None, gram.astype(g.dtype)
+
+
+_tapped_local.defvjp(_tapped_local_fwd, _tapped_local_bwd)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))

@@ -1244,6 +1244,79 @@ def dot_general_archs() -> list[Arch]:
     ]
 
 
+# ------------------------------------------ ConvTranspose, ConvLocal, ImageResize (issue 9)
+
+
+def conv_transpose_archs() -> list[Arch]:
+    """ConvTranspose: VALID, SAME, CIRCULAR (filters wider and narrower than strides),
+    both parameterisations, filter specs and an NCHW input with a reordered output."""
+    t = "ConvTranspose"
+    return [
+        Arch("convT1d_valid", L(t, 4, (3,), strides=(2,), b_std=0.2), **_seq(4, 3)),
+        Arch(
+            "convT1d_same_deep",
+            serial(
+                L(t, 4, (2,), padding="SAME", W_std=1.3),
+                L("Relu"),
+                L(t, 3, (3,), strides=(2,), padding="SAME", parameterization="standard"),
+            ),
+            **_seq(4, 3),
+        ),
+        Arch(
+            "convT1d_circular",
+            serial(
+                L(t, 3, (3,), strides=(2,), padding="CIRCULAR", b_std=0.1),
+                L("Erf"),
+                L(t, 3, (2,), strides=(3,), padding="CIRCULAR"),
+            ),
+            **_seq(3, 2),
+        ),
+        Arch("convT2d_valid", L(t, 3, (2, 3), strides=(2, 1), W_std=1.2), **_img()),
+        Arch(
+            "convT2d_same_standard",
+            L(t, 4, (3, 3), strides=(1, 2), padding="SAME", b_std=0.2, parameterization="standard"),
+            **_img(),
+        ),
+        Arch(
+            "convT2d_circular",
+            serial(
+                L(t, 3, (3, 2), strides=(2, 1), padding="CIRCULAR"),
+                L("Relu"),
+                L(t, 2, (2, 2), padding="CIRCULAR", b_std=0.3),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "convT2d_filter_spec",
+            L(
+                t,
+                3,
+                (3, 2),
+                strides=(2, 1),
+                padding="SAME",
+                dimension_numbers=("NHWC", "WOIH", "NHWC"),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "convT2d_nchw_out_nwhc",
+            L(t, 3, (2, 3), strides=(1, 2), dimension_numbers=("NCHW", "OIHW", "NWHC")),
+            **_img(),
+            layout="NCHW",
+        ),
+        Arch(
+            "conv_convT_autoencoder",
+            serial(
+                L("Conv", 4, (2, 2), strides=(2, 2), padding="SAME", b_std=0.1),
+                L("Relu"),
+                L(t, 3, (2, 2), strides=(2, 2), padding="SAME"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
 def aggregate_archs() -> list[Arch]:
     """Aggregate: dense and sparse graphs over sequences and images, an NCHW layout."""
     sparse = {"implementation": "SPARSE"}
@@ -1317,6 +1390,150 @@ def aggregate_archs() -> list[Arch]:
     ]
 
 
+def conv_local_archs() -> list[Arch]:
+    """ConvLocal: VALID, SAME, CIRCULAR, strides, biases, both parameterisations, specs."""
+    u = "ConvLocal"
+    return [
+        Arch("convL1d_valid", serial(L(u, 4, (2,), b_std=0.3), L("Relu")), **_seq(6, 3)),
+        Arch(
+            "convL1d_same_deep",
+            serial(
+                L("Conv", 4, (3,), padding="SAME"),
+                L("Relu"),
+                L(u, 3, (3,), strides=(2,), padding="SAME", b_std=0.1),
+                L("Erf"),
+                L(u, 2, (2,), W_std=1.3),
+                L("Dense", 2),
+            ),
+            **_seq(7, 3),
+        ),
+        Arch(
+            "convL1d_circular_standard",
+            serial(
+                L(u, 3, (3,), padding="CIRCULAR", b_std=0.2, parameterization="standard"),
+                L("Erf"),
+            ),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "convL2d_deep",
+            serial(
+                L(u, 4, (2, 3), strides=(1, 2), padding="SAME", b_std=0.1),
+                L("Relu"),
+                L(u, 3, (2, 2), parameterization="standard"),
+                L("Gelu"),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "convL2d_circular_pool",
+            serial(
+                L(u, 4, (3, 3), padding="CIRCULAR"), L("Relu"), L("GlobalAvgPool"), L("Dense", 1)
+            ),
+            **_img(),
+        ),
+        Arch(
+            "convL2d_nchw_out_nwhc",
+            serial(
+                L(
+                    u,
+                    3,
+                    (3, 2),
+                    strides=(1, 2),
+                    padding="SAME",
+                    dimension_numbers=("NCHW", "OIWH", "NWHC"),
+                ),
+                L("Relu"),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12"),  # NT fails to remask the reordered output
+        ),
+        Arch(
+            "conv_convL_filter_spec",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("Gelu"),
+                L(u, 3, (2, 2), padding="SAME", dimension_numbers=("NHWC", "IOWH", "NHWC")),
+                L("Abs"),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
+def conv_local_diagonal_archs() -> list[Arch]:
+    """Networks ending in ConvLocal: neural-tangents returns spatially diagonal kernels."""
+    u = "ConvLocal"
+    return [
+        Arch("convL1d_diag_out", serial(L("Dense", 3), L(u, 4, (2,), b_std=0.3)), **_seq(5, 3)),
+        Arch(
+            "convL2d_diag_out",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("Relu"),
+                L(u, 3, (2, 2), padding="SAME", b_std=0.1),
+            ),
+            **_img(),
+        ),
+        Arch(
+            "convL_avgpool_convL_diag_out",
+            serial(
+                L(u, 3, (3,), padding="CIRCULAR"),
+                L("AvgPool", (2,), padding="SAME"),
+                L(u, 2, (2,), strides=(2,), parameterization="standard"),
+            ),
+            **_seq(6, 3),
+        ),
+    ]
+
+
+def image_resize_archs() -> list[Arch]:
+    """ImageResize, linear and nearest, up and down, with and without antialiasing.
+
+    A Dense layer comes first: neural-tangents refuses to resize the per-channel mask of
+    raw inputs, and gives raw inputs a scalar ``ntk`` of 0.
+    """
+    r = "ImageResize"
+
+    def arch(name: str, resize: Layer, *rest: Layer, dense: Layer | None = None, **data: Any):
+        return Arch(name, serial(dense or L("Dense", 3), resize, *rest), **data)
+
+    return [
+        arch("resize1d_linear_up", L(r, (-1, 7, -1), "linear"), **_seq(4, 3)),
+        Arch(
+            "resize2d_nearest_mlp",
+            serial(
+                L("Dense", 3, b_std=0.1), L("Relu"), L(r, (-1, 5, 3, -1), "nearest"), L("Dense", 2)
+            ),
+            **_img(),
+        ),
+        arch("resize2d_linear_down", L(r, (-1, 2, 3, -1), "linear"), **_img()),
+        arch(
+            "resize2d_bilinear_no_alias",
+            L(r, (-1, 2, 2, -1), "bilinear", antialias=False),
+            **_img(),
+        ),
+        arch(
+            "resize2d_nchw",
+            L(r, (-1, -1, 6, 2), "linear", channel_axis=1),
+            dense=L("Dense", 3, channel_axis=1),
+            **_img(),
+            layout="NCHW",
+        ),
+        arch(
+            "resize_conv_pool",
+            L(r, (-1, 5, 6, -1), "linear"),
+            L("Conv", 3, (3, 3), padding="SAME"),
+            L("Relu"),
+            L("GlobalAvgPool"),
+            **_img(),
+            mask_constant=-2.5,
+        ),
+    ]
+
+
 def architectures() -> list[Arch]:
     """All architectures of the parity grid."""
     return [
@@ -1338,6 +1555,10 @@ def architectures() -> list[Arch]:
         *index_archs(),
         *dot_general_archs(),
         *aggregate_archs(),
+        *conv_transpose_archs(),
+        *conv_local_archs(),
+        *conv_local_diagonal_archs(),
+        *image_resize_archs(),
     ]
 
 

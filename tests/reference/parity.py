@@ -58,10 +58,17 @@ def load_reference(case: Any, ref_dir: Path) -> dict[str, np.ndarray]:
     return ref
 
 
-def our_kernels(case: Any, stax: ModuleType) -> dict[str, np.ndarray]:
-    """infattn's ``nngp``, ``ntk``, ``cov1`` for ``case`` (call with x64 enabled)."""
+def our_kernels(case: Any, stax: ModuleType, jit: bool = False) -> dict[str, np.ndarray]:
+    """infattn's ``nngp``, ``ntk``, ``cov1`` for ``case`` (call with x64 enabled).
+
+    ``jit``: through ``jax.jit(kernel_fn, static_argnames="get")``, ``mask_constant`` traced.
+    """
     x1, x2 = case.inputs()
     _, _, kernel_fn = case.build(stax)
+    if jit:
+        import jax
+
+        kernel_fn = jax.jit(kernel_fn, static_argnames="get")
     out = kernel_fn(x1, x2, KERNELS, mask_constant=case.mask_constant, **case.kernel_kwargs())
     values = [getattr(out, key) for key in KERNELS] if hasattr(out, "nngp") else list(out)
     return {key: np.asarray(value) for key, value in zip(KERNELS, values, strict=True)}
@@ -93,9 +100,11 @@ class Comparison:
         return self.worst <= rtol
 
 
-def compare(case: Any, ref: dict[str, np.ndarray], stax: ModuleType) -> Comparison:
-    """Compare infattn with the stored reference for one case."""
-    ours = our_kernels(case, stax)
+def compare(
+    case: Any, ref: dict[str, np.ndarray], stax: ModuleType, jit: bool = False
+) -> Comparison:
+    """Compare infattn with the stored reference for one case (``jit``: see ``our_kernels``)."""
+    ours = our_kernels(case, stax, jit)
     errors, notes = {}, []
     for key in KERNELS:
         errors[key] = relative_error(ours[key], ref[key])

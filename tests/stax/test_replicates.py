@@ -161,6 +161,9 @@ IMAGES = np.random.default_rng(2).standard_normal((2, 3, 3, 2))
 LAYERS = {
     "Dense": (stax.Dense(3, 1.5, 0.1), X),
     "Conv": (stax.Conv(3, (2, 2), padding="SAME"), IMAGES),
+    "ConvTranspose": (stax.ConvTranspose(3, (2, 2), (2, 1), "CIRCULAR", b_std=0.2), IMAGES),
+    "ConvLocal": (stax.ConvLocal(3, (2, 2), padding="SAME", b_std=0.2), IMAGES),
+    "ImageResize": (stax.ImageResize((-1, 5, 2, -1), "linear"), IMAGES),
     "Relu": (stax.Relu(), X),
     "Erf": (stax.Erf(), X),
     "Gelu": (stax.Gelu(), X),
@@ -185,7 +188,15 @@ LAYERS = {
 }
 
 
-MASKED = ("LayerNorm-spatial", "GlobalAvgPool", "attention-1/d", "Index", "DotGeneral")
+MASKED = (
+    "LayerNorm-spatial",
+    "GlobalAvgPool",
+    "attention-1/d",
+    "Index",
+    "DotGeneral",
+    "ConvTranspose",
+    "ImageResize",
+)
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,17 @@ MODELS = {
         stax.Flatten(),
         stax.Dense(2, b_std=0.1),
     ),
+    "conv_transpose_local_resize": stax.serial(
+        stax.ConvTranspose(4, (3,), strides=(2,), padding="SAME", b_std=0.2),
+        stax.Relu(),
+        stax.ConvLocal(3, (2,), strides=(2,), b_std=0.1, parameterization="standard"),
+        stax.ImageResize((-1, 4, -1), "linear"),
+        stax.Erf(),
+        stax.ConvTranspose(3, (2,), strides=(3,), padding="CIRCULAR"),
+        stax.ConvLocal(2, (3,), padding="CIRCULAR", b_std=0.3),
+        stax.Flatten(),
+        stax.Dense(2),
+    ),
     "attention_variants": stax.serial(
         stax.Dense(6),
         _attention(pos_emb_type="CONCAT", val_pos_emb=True, b_std=0.3, n_chan_pos_emb=3),
@@ -155,6 +166,24 @@ def test_tapped_ntk_of_2d_convolutions() -> None:
         stax.Dense(2),
     )
     x1, x2 = _x((3, 5, 6, 2)), _x((2, 5, 6, 2), 1)
+    out = {
+        impl: monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2, implementation=impl)(x1, x2)
+        for impl in (1, 3)
+    }
+    np.testing.assert_allclose(out[3].ntk, out[1].ntk, rtol=1e-11)
+
+
+def test_tapped_ntk_of_2d_transposed_and_local_convolutions() -> None:
+    init_fn, apply_fn, _ = stax.serial(
+        stax.ConvTranspose(3, (2, 3), strides=(2, 1), dimension_numbers=("NHWC", "OHWI", "NHWC")),
+        stax.Relu(),
+        stax.ConvLocal(
+            3, (2, 2), padding="SAME", b_std=0.2, dimension_numbers=("NHWC", "IWHO", "NHWC")
+        ),
+        stax.GlobalAvgPool(),
+        stax.Dense(2),
+    )
+    x1, x2 = _x((3, 3, 4, 2)), _x((2, 3, 4, 2), 1)
     out = {
         impl: monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 2, implementation=impl)(x1, x2)
         for impl in (1, 3)
