@@ -148,9 +148,17 @@ def main() -> None:
         f"default fully computed: {time.perf_counter() - t0:.1f} s wall, "
         f"{time.process_time() - cpu0:.1f} s cpu\n"
     )
+    warm = warmup.warmer() if warmup.enabled() else None
+    if warm is not None:
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        warm.wait_idle(args.timeout * 10)
+        print(
+            f"warm-up of the default's {len(warm.warmed)} neighbours "
+            f"({len(warm.failed)} failed): {time.perf_counter() - t0:.1f} s wall, "
+            f"{time.process_time() - cpu0:.1f} s cpu; load average {os.getloadavg()[0]:.1f}"
+        )
     print(f"{'':<24}{'--- analytic ---':>18}{'--- first MC ---':>18}")
     print(f"{'control':<24}{'wall':>9}{'cpu':>9}{'wall':>9}{'cpu':>9}{'again':>9}{'load':>6}")
-    warm = warmup.warmer() if warmup.enabled() else None
     for item in args.controls.split(","):
         name, _, raw = item.partition("=")
         value = raw or CHANGES[name]
