@@ -3,7 +3,17 @@ empirical (Monte Carlo) update, for every control of the Kernel panel at default
 
 Runs the real panel headless (ipywidgets without a browser): each control is moved
 once from its default to a value not seen before (a new model structure or input
-shape, so compilation is included), then back. Printed per control:
+shape, so compilation is included), then back. Two modes, one per process:
+
+* ``--mode cold``: background warm-up off (``INFATTN_WARMUP=0``): every first
+  compilation is on the clock;
+* ``--mode warm``: before each move the benchmark waits until the background
+  warm-up (:mod:`infattn.explore.warmup`) has computed the default's neighbours, as
+  when a user looks at a panel for a while before the next click.
+
+Compiled programs over half a second also persist on disk (``~/.cache/infattn/jax``):
+for first-session figures point ``XDG_CACHE_HOME`` at an empty folder (the header
+says whether the cache was empty). Printed per control:
 
 * ``analytic``: seconds until the analytic view is drawn (artists updated) plus the
   Agg rasterisation of the figure (what the browser then fetches);
@@ -13,7 +23,7 @@ shape, so compilation is included), then back. Printed per control:
   about this or less (compilation is single-threaded);
 * ``again``: the analytic latency when the control returns to its default (cached).
 
-Usage: ``python benchmarks/explorer_latency.py [--controls heads,width] [--timeout 300]``.
+Usage: ``python benchmarks/explorer_latency.py --mode cold|warm [--controls heads,width]``.
 Targets (issue 10): analytic <= 1 s, first empirical update <= 2 s on a 2-core CPU.
 """
 
@@ -35,16 +45,17 @@ CHANGES = {
     "pos_emb": "CONCAT",
     "decay": "exponential",
     "decay_length": 4.0,
-    "pos_std": 0.5,
+    "pos_std": 0.75,
     "val_pos_emb": True,
     "inputs": "digits rows",
-    "seq_len": 12,
-    "n_inputs": 6,
+    "seq_len": 9,
+    "n_inputs": 5,
     "draws": 128,
     "dtype": "float64",
 }
-"""Control -> a value the panel has not computed before (the scaling 1/sqrt(d) is
-measured separately as ``scaling=1/sqrt(d)``)."""
+"""Control -> a value the panel has not computed before, one step from the default
+(a neighbour the warm-up computes; the scaling 1/sqrt(d) is measured separately as
+``scaling=1/sqrt(d)``)."""
 
 
 def _wait(job, count: int, timeout: float) -> float | None:
@@ -69,8 +80,13 @@ def _settle(panel, timeout: float) -> None:
     panel.runner.current.wait(timeout)
 
 
-def measure(panel, name: str, value, timeout: float) -> dict:
-    """Move ``name`` to ``value`` and back; latencies in seconds (``None``: timed out)."""
+def measure(panel, name: str, value, timeout: float, warm) -> dict:
+    """Move ``name`` to ``value`` and back; latencies in seconds (``None``: timed out).
+
+    ``warm``: the :class:`~infattn.explore.warmup.WarmUp` to wait for first, or ``None``.
+    """
+    if warm is not None:
+        warm.wait_idle(timeout * 10)
     widget = panel.controls.widgets[name]
     default = widget.value
     cpu0 = time.process_time()
@@ -108,14 +124,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--controls", default=",".join([*CHANGES, "scaling=1/sqrt(d)"]))
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--mode", choices=("cold", "warm"), default="cold")
     args = parser.parse_args()
+    os.environ["INFATTN_WARMUP"] = "1" if args.mode == "warm" else "0"
 
     import jax
 
-    from infattn.explore import KernelPanel
+    from infattn.explore import KernelPanel, warmup
 
+    cache = jax.config.jax_compilation_cache_dir
+    empty = not (cache and os.path.isdir(cache) and os.listdir(cache))
     print(
         f"device: {jax.devices()[0]}; load average {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}"
+        f"\nmode {args.mode}: background warm-up {'on' if warmup.enabled() else 'off'}; "
+        f"disk cache {cache} {'empty' if empty else 'NOT empty'} at start"
     )
     t0, cpu0 = time.perf_counter(), time.process_time()
     panel = KernelPanel()
@@ -126,17 +148,26 @@ def main() -> None:
         f"default fully computed: {time.perf_counter() - t0:.1f} s wall, "
         f"{time.process_time() - cpu0:.1f} s cpu\n"
     )
+    warm = warmup.warmer() if warmup.enabled() else None
+    if warm is not None:
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        warm.wait_idle(args.timeout * 10)
+        print(
+            f"warm-up of the default's {len(warm.warmed)} neighbours "
+            f"({len(warm.failed)} failed): {time.perf_counter() - t0:.1f} s wall, "
+            f"{time.process_time() - cpu0:.1f} s cpu; load average {os.getloadavg()[0]:.1f}"
+        )
     print(f"{'':<24}{'--- analytic ---':>18}{'--- first MC ---':>18}")
-    print(f"{'control':<24}{'wall':>9}{'cpu':>9}{'wall':>9}{'cpu':>9}{'again':>9}")
+    print(f"{'control':<24}{'wall':>9}{'cpu':>9}{'wall':>9}{'cpu':>9}{'again':>9}{'load':>6}")
     for item in args.controls.split(","):
         name, _, raw = item.partition("=")
         value = raw or CHANGES[name]
-        r = measure(panel, name, value, args.timeout)
+        r = measure(panel, name, value, args.timeout, warm)
         label = f"{name}={value}"
         print(
             f"{label:<24}{_fmt(r['analytic'])}{_fmt(r['cpu_analytic'])}"
             f"{_fmt(r['first_mc'])}{_fmt(r['cpu'])}"
-            f"{_fmt(r['again'])}  {r['error']}",
+            f"{_fmt(r['again'])}{os.getloadavg()[0]:6.1f}  {r['error']}",
             flush=True,
         )
     panel.runner.stop()

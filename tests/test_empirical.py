@@ -321,6 +321,18 @@ def test_draws_match_estimator_and_progress_bar(small_model: tuple) -> None:
         np.testing.assert_allclose(d.std(0, ddof=1) / np.sqrt(6), est.se(kind), rtol=1e-6)
 
 
+def test_compiler_options_change_the_compilation_not_the_draws(small_model: tuple) -> None:
+    init_fn, apply_fn, _ = small_model
+    x = _x((2, 2, 4))
+    plain = empirical_kernel_draws(init_fn, apply_fn, KEY, 4, x)
+    opts = {"xla_backend_optimization_level": 0}
+    cheap = empirical_kernel_draws(init_fn, apply_fn, KEY, 4, x, compiler_options=opts)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(cheap[kind], plain[kind], rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="no_such_option"):  # the options reach XLA
+        empirical_kernel_draws(init_fn, apply_fn, KEY, 4, x, compiler_options={"no_such_option": 1})
+
+
 _MULTI_DEVICE = """
 import jax, numpy as np
 jax.config.update("jax_enable_x64", True)

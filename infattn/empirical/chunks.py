@@ -152,10 +152,13 @@ def _hashable(x: Any) -> Any:
     return x
 
 
-def compiled_chunk(net: Network, cfg: Config) -> Callable[..., dict[str, Array]]:
+def compiled_chunk(
+    net: Network, cfg: Config, compiler_options: dict[str, Any] | None = None
+) -> Callable[..., dict[str, Array]]:
     """The compiled chunk step of a model and configuration (the last 32 are kept).
 
     Returns ``step(keys, x1, x2, kwargs, get, strategy) -> {kind: (size, *kernel)}``.
+    ``compiler_options`` are XLA options for this step only (``jax.jit``'s).
 
     Example:
         >>> from infattn import stax
@@ -165,13 +168,15 @@ def compiled_chunk(net: Network, cfg: Config) -> Callable[..., dict[str, Array]]
         (3, 2, 2)
     """
     try:
-        cache_key = (net, _hashable(cfg))
+        cache_key = (net, _hashable(cfg), _hashable(compiler_options or {}))
         hash(cache_key)
     except TypeError:
         cache_key = None
     if cache_key is None or cache_key not in _COMPILED:
         jitted = jax.jit(
-            functools.partial(_chunk, net, cfg), static_argnames=("get", "static_kw", "strategy")
+            functools.partial(_chunk, net, cfg),
+            static_argnames=("get", "static_kw", "strategy"),
+            compiler_options=compiler_options,
         )
         if cache_key is None:
             return _with_static_split(jitted)

@@ -320,6 +320,7 @@ def empirical_kernel_draws(
     implementation: int | NtkImplementation = DEFAULT_NTK_IMPLEMENTATION,
     chunk_size: int | None = None,
     progress: bool | None = None,
+    compiler_options: dict[str, Any] | None = None,
     **apply_fn_kwargs: Any,
 ) -> dict[str, Array]:
     """The per-draw empirical kernels behind :func:`monte_carlo_kernel_fn`.
@@ -328,6 +329,8 @@ def empirical_kernel_draws(
     ``{kind: (n_samples, *kernel_shape)}`` for each kind in ``get``; memory grows
     with ``n_samples``, so this is for small kernels (limit checks, resampling
     statistics) where the mean and standard error are not enough.
+    ``compiler_options``: XLA options for the compiled chunk step only (as
+    ``jax.jit``'s), e.g. cheaper compilation for small interactive models.
 
     Example:
         >>> from infattn import stax
@@ -351,7 +354,7 @@ def empirical_kernel_draws(
     plan = _Plan(net, cfg, key, counts, 0, chunks.device_list(0), True, chunk_size, progress)
     strategy, limit = _strategy_and_chunk(plan, Tile(x1, x2, 0, 0), apply_fn_kwargs, get_t)
     size, n_chunks = chunks.schedule(n, limit, 1)
-    step = chunks.compiled_chunk(net, cfg)
+    step = chunks.compiled_chunk(net, cfg, compiler_options)
     out: dict[str, list] = {k: [] for k in get_t}
     delay = 0.0 if progress else PROGRESS_DELAY
     bar = tqdm(range(n_chunks), disable=progress is False, delay=delay, desc="MC chunks")

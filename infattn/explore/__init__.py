@@ -7,7 +7,8 @@ the ``notebook`` extra: ipywidgets and ipympl). The panels are
 :class:`Controls` follow each other. What they compute lives in plain modules
 importable without widgets: :mod:`infattn.explore.model` (controls -> model, inputs,
 code), :mod:`infattn.explore.compute` (the views), :mod:`infattn.explore.jobs`
-(worker threads) and :mod:`infattn.explore.code` ("Show code").
+(worker threads), :mod:`infattn.explore.warmup` (background compilation of the
+likely next configurations) and :mod:`infattn.explore.code` ("Show code").
 """
 
 from __future__ import annotations

@@ -168,6 +168,44 @@ def chunk_size(cfg: Config) -> int:
     return min(cfg.draws, 4 if fast_mode() else 8)
 
 
+def compiler_options() -> dict[str, Any]:
+    """XLA options for the explorer's Monte Carlo steps (scoped to them, not global).
+
+    On CPU, XLA's fusion emitters are off: a step then compiles about twice as
+    fast (1.5 instead of 2.9 CPU s for the default model) and runs as fast.
+
+    Example:
+      >>> isinstance(compiler_options(), dict)
+      True
+    """
+    return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else {}
+
+
+def kernel_chunk(cfg: Config, x: np.ndarray, c: int) -> dict[str, np.ndarray]:
+    """``{kind: (chunk_size, N, N)}``: the finite-network kernels of Monte Carlo chunk ``c``.
+
+    Example:
+      >>> cfg = Config(width=8, draws=4, n_inputs=2, seq_len=3)
+      >>> kernel_chunk(cfg, make_inputs(cfg), 0)["ntk"].shape
+      (4, 2, 2)
+    """
+    init_fn, apply_fn, _ = model(cfg)
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c)
+    with precision(cfg):
+        d = empirical_kernel_draws(
+            init_fn,
+            apply_fn,
+            key,
+            chunk_size(cfg),
+            x,
+            None,
+            KINDS,
+            progress=False,
+            compiler_options=compiler_options(),
+        )
+    return {k: np.asarray(v) for k, v in d.items()}
+
+
 # ------------------------------------------------------------------ kernel panel
 
 
@@ -200,18 +238,13 @@ def kernel_views(cfg: Config) -> Iterator[KernelView]:
         x = make_inputs(cfg)
         analytic = analytic_kernels(cfg, x)
     yield KernelView(analytic, total=cfg.draws)
-    init_fn, apply_fn, _ = model(cfg)
-    key = jax.random.PRNGKey(cfg.seed)
     size = chunk_size(cfg)
     draws: dict[str, list] = {k: [] for k in KINDS}
     for c in range(math.ceil(cfg.draws / size)):
         n = min(size, cfg.draws - c * size)
-        with precision(cfg):
-            d = empirical_kernel_draws(
-                init_fn, apply_fn, jax.random.fold_in(key, c), size, x, None, KINDS, progress=False
-            )
+        d = kernel_chunk(cfg, x, c)
         for k in KINDS:
-            draws[k].append(np.asarray(d[k])[:n])
+            draws[k].append(d[k][:n])
         stacked = {k: np.concatenate(v) for k, v in draws.items()}
         n_draws = len(stacked["nngp"])
         mean = {k: v.mean(0) for k, v in stacked.items()}

@@ -18,7 +18,7 @@ import ipywidgets as w
 from ipympl.backend_nbagg import Canvas, FigureManager
 from matplotlib.figure import Figure
 
-from infattn.explore import code, model
+from infattn.explore import code, model, warmup
 from infattn.explore.controls import Controls, device_name
 from infattn.explore.jobs import Job, Runner
 from infattn.explore.model import Config
@@ -123,13 +123,19 @@ class Panel(w.VBox):
         started = time.perf_counter()
         self.status.value = "computing…"
         self._show_code()
-        return self.runner.submit(
+        warm = warmup.warmer() if warmup.enabled() else None
+        if warm is not None:  # no warm-up step starts until this job ends
+            warm.begin()
+        job = self.runner.submit(
             lambda: self.views(cfg),
             lambda view, job: self._on_view(view, job, cfg, started),
             lambda e, details, job: self._on_error(e, details, job),
-            self._on_end,
+            lambda job: self._on_end(job, warm),
             wait_after=1,  # the analytic view does not wait for the cancelled job
         )
+        if warm is not None:  # the likely next configurations, once the job has ended
+            warm.schedule(cfg)
+        return job
 
     def _on_view(self, view: Any, job: Job, cfg: Config, started: float) -> None:
         with self._draw_lock:
@@ -155,7 +161,9 @@ class Panel(w.VBox):
         )
         self.status.value = "failed"
 
-    def _on_end(self, job: Job) -> None:
+    def _on_end(self, job: Job, warm: warmup.WarmUp | None) -> None:
+        if warm is not None:
+            warm.end()
         if job is self.runner.current and job.status == "stopped":
             self.status.value = f"stopped · {self.status.value}"
 
