@@ -37,7 +37,9 @@ class Function(NamedTuple):
 def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     first = node.body[0]
     is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-    return first.end_lineno - first.lineno + 1 if is_doc and isinstance(first.value.value, str) else 0
+    if not (is_doc and isinstance(first.value.value, str)):
+        return 0
+    return first.end_lineno - first.lineno + 1
 
 
 def modules(roots: list[Path]) -> list[Path]:
