@@ -115,9 +115,7 @@ def make_layer(
     if boundary is not None:
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
-    parts = Parts(
-        init, apply, rule, pairwise, boundary or input_boundary, positionwise, diagonal
-    )
+    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, positionwise, diagonal)
     first = parts.boundary or layout.Boundary(layout.CANONICAL)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
