@@ -116,7 +116,7 @@ def make_layer(
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
     parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, positionwise, diagonal)
-    first = parts.boundary or layout.Boundary(layout.CANONICAL)
+    first = _first_boundary(parts)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
         return init(check_key(rng, "rng"), input_shape)
@@ -146,77 +146,99 @@ def make_layer(
                     f"diagonal_batch/diagonal_spatial: not supported with {sorted(kwargs)}"
                 )
             with call_kwargs.held(kwargs):
-                return kernel_of(x1, x2, get, mask_constant=mask_constant)
+                return _kernel_of(parts, x1, x2, get, mask_constant)
         full_batch = _check_flag(diagonal_batch, "diagonal_batch") is False
         if _check_flag(diagonal_spatial, "diagonal_spatial") is None:
             diagonal_spatial = _diagonal_by_default(parts, x1)
         spatial = bool(_check_flag(diagonal_spatial, "diagonal_spatial"))
         if not (full_batch or spatial):
-            return kernel_of(x1, x2, get, mask_constant=mask_constant)
-        if isinstance(x1, Kernel | list | tuple):
-            raise NotImplementedError(
-                "diagonal_batch/diagonal_spatial: supported for a single array x1 (and x2), "
-                f"got {type(x1).__name__}"
-            )
-        names = None if get is None else canonical_get(get, KERNEL_FIELDS)
-        one_pass = functools.partial(
-            kernel_of, mask_constant=mask_constant, per_position=spatial and positionwise
-        )
-        k = one_pass(x1, x2)
-        ks = _as_list(k)
-        covs = [None] * len(ks)
-        if full_batch:
-            nngps = [ki.nngp for ki in ks] if x2 is None else _as_list(one_pass(x1, None, "nngp"))
-            cov2s = [None] * len(ks) if x2 is None else _as_list(one_pass(x2, None, "nngp"))
-            covs = list(zip(nngps, cov2s, strict=True))
-        kept = [keep_diagonals(ki, c, spatial) for ki, c in zip(ks, covs, strict=True)]
-        return _select(kept if isinstance(k, list) else kept[0], names)
-
-    def kernel_of(x1, x2=None, get=None, *, mask_constant=None, per_position=False):
-        names = None if get is None else canonical_get(get, KERNEL_FIELDS)
-        compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
-        if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
-            return _select(with_standard_errors(rule(x1), keep_replicates=True), names)
-
-        def to_kernel(a, b, axes=None):
-            return inputs_to_kernel(
-                a, b, compute_ntk=compute_ntk, mask_constant=mask_constant, axes=axes
-            )
-
-        def one_input(a, b, boundary=first):
-            a, axes = _canonical_input(a, "x1", boundary)
-            b = None if b is None else _canonical_input(b, "x2", boundary)[0]
-            return a, b, axes
-
-        if isinstance(x1, list | tuple):
-            # one input per branch: each branch's first layer checks its input's rank
-            boundary = dataclasses.replace(first, rank=None)
-            x2 = [None] * len(x1) if x2 is None else x2
-            _check_same_length(x1, x2)
-            ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
-            return _select(with_standard_errors(rule(ks)), names)
-        x1, x2, axes = one_input(x1, x2)
-        if per_position and x1.ndim > 2 and (x2 is None or x2.shape[1:] == x1.shape[1:]):
-            for x, label in ((x1, "x1"), (x2, "x2")):
-                if x is not None:  # here: the positions are traced (vmap)
-                    check_finite(x, label, mask_constant)
-            k = per_position_kernel(
-                rule, functools.partial(to_kernel, axes=axes), x1, x2, _same_inputs(x1, x2)
-            )
-            return _select(with_standard_errors(k), names)
-        if x2 is None and pairwise and not call_kwargs.active():
-            check_finite(x1, "x1", mask_constant)
-            t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
-            if t is not None:
-                tiles_to_kernel = functools.partial(to_kernel, axes=axes)
-                return _select(tiling.symmetric_kernel(rule, tiles_to_kernel, x1, t), names)
-        return _select(with_standard_errors(rule(to_kernel(x1, x2, axes))), names)
+            return _kernel_of(parts, x1, x2, get, mask_constant)
+        return _diagonal_kernel(parts, x1, x2, get, mask_constant, full_batch, spatial)
 
     for f in (init_fn, apply_fn, kernel_fn):
         f.__name__ = f"{name}.{f.__name__}"
     kernel_fn.layer = parts
     apply_fn.layer = parts
     return init_fn, apply_fn, kernel_fn
+
+
+def _first_boundary(parts: Parts) -> layout.Boundary:
+    """Where a network's inputs keep their axes: its first layer's boundary (or canonical)."""
+    return parts.boundary or layout.Boundary(layout.CANONICAL)
+
+
+def _diagonal_kernel(
+    parts: Parts, x1: Any, x2: Any, get: Any, mask_constant: Any, full_batch: bool, spatial: bool
+) -> Any:
+    """``kernel_fn`` with ``diagonal_batch=False`` (full ``cov1``/``cov2``) or
+    ``diagonal_spatial=True`` (spatial diagonals kept; per position when the model is
+    position-wise)."""
+    if isinstance(x1, Kernel | list | tuple):
+        raise NotImplementedError(
+            "diagonal_batch/diagonal_spatial: supported for a single array x1 (and x2), "
+            f"got {type(x1).__name__}"
+        )
+    names = None if get is None else canonical_get(get, KERNEL_FIELDS)
+    per_position = spatial and parts.positionwise
+
+    def one_pass(a: Any, b: Any, g: Any = None) -> Any:
+        return _kernel_of(parts, a, b, g, mask_constant, per_position)
+
+    k = one_pass(x1, x2)
+    ks = _as_list(k)
+    covs = [None] * len(ks)
+    if full_batch:
+        nngps = [ki.nngp for ki in ks] if x2 is None else _as_list(one_pass(x1, None, "nngp"))
+        cov2s = [None] * len(ks) if x2 is None else _as_list(one_pass(x2, None, "nngp"))
+        covs = list(zip(nngps, cov2s, strict=True))
+    kept = [keep_diagonals(ki, c, spatial) for ki, c in zip(ks, covs, strict=True)]
+    return _select(kept if isinstance(k, list) else kept[0], names)
+
+
+def _kernel_of(
+    parts: Parts, x1: Any, x2: Any, get: Any, mask_constant: Any, per_position: bool = False
+) -> Any:
+    """The kernel of ``parts`` on inputs (arrays, a list/tuple per branch, or Kernels):
+    tiled when it can be, per position when asked, selected by ``get``."""
+    names = None if get is None else canonical_get(get, KERNEL_FIELDS)
+    compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
+    rule, first = parts.kernel, _first_boundary(parts)
+    if isinstance(x1, Kernel) or (isinstance(x1, list) and isinstance(x1[0], Kernel)):
+        return _select(with_standard_errors(rule(x1), keep_replicates=True), names)
+
+    def to_kernel(a, b, axes=None):
+        return inputs_to_kernel(
+            a, b, compute_ntk=compute_ntk, mask_constant=mask_constant, axes=axes
+        )
+
+    def one_input(a, b, boundary=first):
+        a, axes = _canonical_input(a, "x1", boundary)
+        b = None if b is None else _canonical_input(b, "x2", boundary)[0]
+        return a, b, axes
+
+    if isinstance(x1, list | tuple):
+        # one input per branch: each branch's first layer checks its input's rank
+        boundary = dataclasses.replace(first, rank=None)
+        x2 = [None] * len(x1) if x2 is None else x2
+        _check_same_length(x1, x2)
+        ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
+        return _select(with_standard_errors(rule(ks)), names)
+    x1, x2, axes = one_input(x1, x2)
+    if per_position and x1.ndim > 2 and (x2 is None or x2.shape[1:] == x1.shape[1:]):
+        for x, label in ((x1, "x1"), (x2, "x2")):
+            if x is not None:  # here: the positions are traced (vmap)
+                check_finite(x, label, mask_constant)
+        k = per_position_kernel(
+            rule, functools.partial(to_kernel, axes=axes), x1, x2, _same_inputs(x1, x2)
+        )
+        return _select(with_standard_errors(k), names)
+    if x2 is None and parts.pairwise and not call_kwargs.active():
+        check_finite(x1, "x1", mask_constant)
+        t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
+        if t is not None:
+            tiles_to_kernel = functools.partial(to_kernel, axes=axes)
+            return _select(tiling.symmetric_kernel(rule, tiles_to_kernel, x1, t), names)
+    return _select(with_standard_errors(rule(to_kernel(x1, x2, axes))), names)
 
 
 def parts_of(layer: Sequence[Callable]) -> Parts:
