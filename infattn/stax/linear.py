@@ -305,14 +305,7 @@ def conv_setup(
     check_width(out_chan, "out_chan")
     check_std(W_std, "W_std")
     check_std(b_std, "b_std", optional=True)
-    filter_shape = tuple(filter_shape)
-    if not filter_shape or any(not isinstance(f, int) or f < 1 for f in filter_shape):
-        raise ValueError(f"filter_shape: expected positive integers, got {filter_shape!r}")
-    strides = (1,) * len(filter_shape) if strides is None else tuple(strides)
-    if len(strides) != len(filter_shape) or any(t < 1 for t in strides):
-        raise ValueError(
-            f"strides: expected {len(filter_shape)} positive integers, got {strides!r}"
-        )
+    filter_shape, strides = windows.check_window(filter_shape, strides, "filter_shape")
     padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"

@@ -61,19 +61,6 @@ def SumPool(
     return _pool("SumPool", window_shape, strides, padding, False, axes=(batch_axis, channel_axis))
 
 
-def _window(window_shape, strides) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Checked ``window_shape`` and ``strides`` (default: ones)."""
-    window_shape = tuple(window_shape)
-    if not window_shape or any(not isinstance(f, int) or f < 1 for f in window_shape):
-        raise ValueError(f"window_shape: expected positive integers, got {window_shape!r}")
-    strides = (1,) * len(window_shape) if strides is None else tuple(strides)
-    if len(strides) != len(window_shape) or any(t < 1 for t in strides):
-        raise ValueError(
-            f"strides: expected {len(window_shape)} positive integers, got {strides!r}"
-        )
-    return window_shape, strides
-
-
 def _scales(win: windows.Windows, spatial, average: bool, normalize_edges: bool) -> list:
     """Per spatial axis, what each window's sum is divided by (``(n_out,)`` each)."""
     if not average:
@@ -87,7 +74,7 @@ def _scales(win: windows.Windows, spatial, average: bool, normalize_edges: bool)
 
 def _pool(name, window_shape, strides, padding, normalize_edges, axes):
     """AvgPool (``name == 'AvgPool'``) and SumPool: one rule, two normalisations."""
-    window_shape, strides = _window(window_shape, strides)
+    window_shape, strides = windows.check_window(window_shape, strides, "window_shape")
     padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
     check_axes(name, batch_axis=axes[0], channel_axis=axes[1])
     win = windows.Windows(window_shape, strides, padding)

@@ -143,3 +143,21 @@ class Windows:
             for a in axes[2 * d : 2 * d + 2]:
                 m = _sum_taps(m, a, f, t, n_out)
         return m
+
+
+def check_window(
+    shape: Sequence[int], strides: Sequence[int] | None, name: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Checked window ``shape`` (argument ``name``) and ``strides`` (default: ones).
+
+    Example:
+        >>> check_window((3, 2), None, "filter_shape")
+        ((3, 2), (1, 1))
+    """
+    shape = tuple(shape)
+    if not shape or any(not isinstance(f, int) or f < 1 for f in shape):
+        raise ValueError(f"{name}: expected positive integers, got {shape!r}")
+    strides = (1,) * len(shape) if strides is None else tuple(strides)
+    if len(strides) != len(shape) or any(t < 1 for t in strides):
+        raise ValueError(f"strides: expected {len(shape)} positive integers, got {strides!r}")
+    return shape, strides
