@@ -373,7 +373,7 @@ def gradient_descent_mse_ensemble(
     y_train = jnp.asarray(y_train)
     outputs = Outputs.of(y_train, trace_axes)
     reg = (diag_reg, diag_reg_absolute_scale)
-    train = _TrainKernels(kernel_fn, x_train, kernel_fn_train_train_kwargs)
+    train = _TrainKernels(kernel_fn, x_train, kernel_fn_train_train_kwargs, reg)
 
     @functools.cache
     def converged(needed: tuple[str, ...]) -> Callable[..., Any]:
@@ -398,7 +398,7 @@ def gradient_descent_mse_ensemble(
         if t is None:
             return converged(needed)(get=get, k_test_train=k_td, k_test_test=nngp_tt)
         t = jnp.asarray(t) * learning_rate
-        flows = {g: _EnsembleFlow(g, train.spectrum(g, *reg), y_train, outputs) for g in names}
+        flows = {g: _EnsembleFlow(g, train.spectrum(g), y_train, outputs) for g in names}
         out = {g: flow.at(t, k_dd, k_td, nngp_tt) for g, flow in flows.items()}
         return _format(out, names, single)
 
@@ -409,10 +409,12 @@ class _TrainKernels:
     """The train-train kernels of an ensemble predictor, computed once per name (only
     those asked for), and their regularised spectra, kept across calls."""
 
-    def __init__(self, kernel_fn: Callable[..., Any], x_train: Array, kwargs: dict) -> None:
-        self.kernel_fn, self.x_train, self.kwargs = kernel_fn, x_train, kwargs
+    def __init__(
+        self, kernel_fn: Callable[..., Any], x_train: Array, kwargs: dict, reg: tuple[float, bool]
+    ) -> None:
+        self.kernel_fn, self.x_train, self.kwargs, self.reg = kernel_fn, x_train, kwargs, reg
         self.cache: dict[str, Array] = {}
-        self.spectra: dict[tuple, tuple[Array, Array]] = {}
+        self.spectra: dict[str, tuple[Array, Array]] = {}
 
     def __call__(self, needed: tuple[str, ...]) -> KernelPair:
         missing = tuple(g for g in needed if g not in self.cache)
@@ -421,12 +423,11 @@ class _TrainKernels:
             self.cache.update({g: _entry(k, g, "kernel_fn(x_train)") for g in missing})
         return KernelPair(**{g: self.cache[g] for g in needed})
 
-    def spectrum(self, g: str, diag_reg: float, absolute: bool) -> tuple[Array, Array]:
-        key = (g, diag_reg, absolute)
-        if key not in self.spectra:
-            flat = linalg.regularize(flatten_kernel(self.cache[g]), diag_reg, absolute)
-            self.spectra[key] = linalg.spectrum(flat)
-        return self.spectra[key]
+    def spectrum(self, g: str) -> tuple[Array, Array]:
+        if g not in self.spectra:
+            flat = linalg.regularize(flatten_kernel(self.cache[g]), *self.reg)
+            self.spectra[g] = linalg.spectrum(flat)
+        return self.spectra[g]
 
 
 class _EnsembleFlow(NamedTuple):
