@@ -12,6 +12,8 @@ same names, arguments, defaults and return types:
 * :func:`gradient_descent_mse_ensemble`: the mean (and covariance) of the outputs
   of the infinite ensemble over initialisations at times ``t``, from a ``kernel_fn``.
 * :func:`max_learning_rate`: the largest stable gradient-descent step.
+* :func:`gradient_descent` and :class:`ODEState`: training on any loss (with or
+  without momentum) by an ODE solver, from :mod:`infattn.ode`.
 
 Kernels ``(N1, N2, *B)`` are interleaved as in :mod:`infattn.kernel` and traced
 over ``trace_axes`` of the outputs (see :mod:`infattn.linalg`). Converged
@@ -21,8 +23,8 @@ once per predictor. A numerically singular train kernel gets escalating jitter
 with a warning (:func:`infattn.linalg.cholesky`).
 
 Beyond neural-tangents: a zero eigenvalue of the train kernel contributes nothing
-at finite time (neural-tangents returns NaN there); ``gradient_descent`` (the ODE
-solver for arbitrary losses) is not provided.
+at finite time (neural-tangents returns NaN there); ``gradient_descent`` refuses
+``t=None`` (neural-tangents then integrates towards infinity and does not return).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import numpy as np
 
 from infattn import linalg
 from infattn.linalg import Outputs, flatten_kernel, zip_square
+from infattn.ode import ODEState as ODEState  # re-exported: neural-tangents names
+from infattn.ode import gradient_descent as gradient_descent
 
 Array = jax.Array
 Get = str | Sequence[str] | None

@@ -14,6 +14,9 @@ The calls are written once, here, so both sides compute the very same things:
   ``x_test`` given and ``None``; ``get`` nngp, ntk and both; with and without
   ``compute_cov``),
 * ``max_learning_rate``,
+* ``gradient_descent`` (the ODE solver) on the NTK for an MSE and a cross-entropy
+  loss, with and without momentum: train and test outputs at an array of times, and
+  an ``ODEState`` in and out (momenta given),
 
 plus, for pooled models, ``gp_inference`` and ``gradient_descent_mse`` on a kernel
 with explicit output axes (``trace_axes=()``). Infattn's side is given the stored
@@ -58,6 +61,7 @@ class PredictCase:
     diag_reg: float = 0.0
     diag_reg_absolute_scale: bool = False
     learning_rate: float = 1.0
+    ode: bool = False  # also run gradient_descent (the ODE solver; one case per target layout)
 
     @property
     def seed(self) -> int:
@@ -124,7 +128,7 @@ def cases() -> list[PredictCase]:
     )
     block = {"attention_mechanism": "SOFTMAX", "n_heads": 2, **pe}
     return [
-        PredictCase("attn_pooled", pooled, length=5, channels=3, outputs=3),
+        PredictCase("attn_pooled", pooled, length=5, channels=3, outputs=3, ode=True),
         PredictCase(
             "attn_pooled_masked",
             pooled,
@@ -153,6 +157,7 @@ def cases() -> list[PredictCase]:
             outputs=2,
             targets="positions",
             diag_reg=1e-4,
+            ode=True,
         ),
         PredictCase(
             "attn_positions_mid_trace",
@@ -163,6 +168,7 @@ def cases() -> list[PredictCase]:
             targets="positions_mid",
             mask_constant=0.0,
             diag_reg=1e-4,
+            ode=True,
         ),
     ]
 
@@ -197,9 +203,27 @@ def reference_kernels(case: PredictCase, stax: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _mse(fx: Any, y: Any) -> Any:
+    return 0.5 * ((fx - y) ** 2).mean()
+
+
+def _cross_entropy(fx: Any, y: Any) -> Any:
+    """Cross-entropy of the outputs' softmax against the targets' softmax (soft labels)."""
+    import jax  # both environments have their own
+
+    return -(jax.nn.log_softmax(fx) * jax.nn.softmax(y)).mean()
+
+
+LOSSES = {"mse": _mse, "xent": _cross_entropy}
+
+
 def _flat(prefix: str, value: Any, out: dict[str, np.ndarray]) -> None:
-    """Store a prediction (array, Gaussian, namedtuple of them, or tuple) under ``prefix``."""
-    if hasattr(value, "_fields"):
+    """Store a prediction (array, Gaussian, namedtuple or dataclass of them, or tuple)."""
+    if dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            if getattr(value, field.name) is not None:
+                _flat(f"{prefix}/{field.name}", getattr(value, field.name), out)
+    elif hasattr(value, "_fields"):
         for field in value._fields:
             _flat(f"{prefix}/{field}", getattr(value, field), out)
     elif isinstance(value, tuple):
@@ -245,6 +269,9 @@ def evaluate(case: PredictCase, stax: Any, predict: Any, kernels: dict[str, np.n
         _flat(f"gd/{name}/train", gd(t, f_dd), out)
         _flat(f"gd/{name}/test_only", gd(t, None, f_td, k["td_ntk"]), out)
 
+    if case.ode:
+        _ode(case, predict, k, out)
+
     if case.targets == "pooled":
         full = {kind: _with_output_axes(k[f"{kind}_ntk"], case.outputs) for kind in ("dd", "td")}
         tt_full = _with_output_axes(k["tt_ntk"], case.outputs)
@@ -277,6 +304,23 @@ def evaluate(case: PredictCase, stax: Any, predict: Any, kernels: dict[str, np.n
         predict.max_learning_rate(k["dd_ntk"], y_train_size=y.size, momentum=0.9)
     )
     return out
+
+
+def _ode(case: PredictCase, predict: Any, k: dict[str, np.ndarray], out: dict) -> None:
+    """``gradient_descent`` for each loss, plain and with momentum."""
+    d = case.data()
+    y, f_dd, f_td = d["y_train"], d["fx_train_0"], d["fx_test_0"]
+    times = case.times(y.size)
+    for name, loss in LOSSES.items():
+        for momentum in (None, 0.9):
+            gd = predict.gradient_descent(
+                loss, k["dd_ntk"], y, case.learning_rate, momentum, trace_axes=case.trace_axes
+            )
+            path = f"ode/{name}/{momentum}"
+            _flat(f"{path}/both", gd(times["array"], f_dd, f_td, k["td_ntk"]), out)
+            moments = {} if momentum is None else {"qx_train": 0.1 * y, "qx_test": None}
+            state = predict.ODEState(f_dd, f_td, **moments)
+            _flat(f"{path}/state", gd(times["small"], state, None, k["td_ntk"]), out)
 
 
 def _pair(nngp: np.ndarray, ntk: np.ndarray) -> Any:
