@@ -27,7 +27,8 @@ import numpy as np
 from infattn.kernel import Kernel
 from infattn.stax import layout
 from infattn.stax.combinators import Identity
-from infattn.stax.layer import make_layer
+from infattn.stax.diagonal import NO, Diagonal
+from infattn.stax.layer import make_layer, parts_of
 from infattn.validation import check_axes
 
 Array = jax.Array
@@ -185,7 +186,9 @@ def DotGeneral(
     ``channel_axis`` and ``batch_axis`` may not be contracted or paired (neural-tangents
     allows the batch axis in its kernel with ``diagonal_batch=False``; infattn raises).
     A position of the output is padding when every term of its sum is padding or has a
-    zero constant; the kernel is not remasked.
+    zero constant; the kernel is not remasked. As in neural-tangents, a layer contracting
+    input axes needs spatially full input kernels (:class:`Diagonal` ``input=NO``), so a
+    network ending in ``ConvLocal`` before it does not return spatially diagonal kernels.
 
     Example:
         >>> import numpy as np
@@ -202,8 +205,17 @@ def DotGeneral(
         )
     check_axes("DotGeneral", batch_axis=batch_axis, channel_axis=channel_axis)
     axes = (batch_axis, channel_axis)
-    if lhs is None and rhs is None:
-        return Identity()
+    if lhs is None and rhs is None:  # the identity, with neural-tangents' requirement
+        part = parts_of(Identity())
+        return make_layer(
+            part.init,
+            part.apply,
+            part.kernel,
+            "DotGeneral",
+            handles_replicates=True,
+            positionwise=True,
+            diagonal=Diagonal(),
+        )
     is_lhs = rhs is None
     other = np.asarray(lhs if is_lhs else rhs)  # kept in its precision until used
 
@@ -231,4 +243,22 @@ def DotGeneral(
         return dot_kernel(k, plan(len(k.shape1)), other, mask_fn)
 
     boundary = layout.Boundary(axes, out_axes=lambda ndim: plan(ndim).out_axes)
-    return make_layer(init, apply, kernel, "DotGeneral", boundary=boundary)
+    diagonal = _diagonal(dimension_numbers, is_lhs)
+    return make_layer(init, apply, kernel, "DotGeneral", boundary=boundary, diagonal=diagonal)
+
+
+def _diagonal(dimension_numbers: Any, is_lhs: bool) -> Diagonal:
+    """neural-tangents' requirement: spatially full inputs when the inputs' axes are contracted.
+
+    (Contracting the batch axis raises in :func:`dot_plan`; pairing axes keeps diagonals.)
+
+    Example:
+        >>> contract, pair = (((1,), (0,)), ((), ())), (((), ()), ((1,), (0,)))
+        >>> _diagonal(contract, False).input, _diagonal(pair, False)
+        (0, Diagonal(input=2, output=0))
+    """
+    try:
+        contracting = dimension_numbers[0][1 if is_lhs else 0]
+    except (TypeError, IndexError):
+        contracting = ()  # malformed: dot_plan raises when the layer is used
+    return Diagonal(input=NO) if len(tuple(contracting)) else Diagonal()

@@ -1489,6 +1489,45 @@ def conv_local_diagonal_archs() -> list[Arch]:
     ]
 
 
+def diagonal_decision_archs() -> list[Arch]:
+    """ConvLocal next to DotGeneral and Aggregate: whether outputs are spatially diagonal.
+
+    neural-tangents' per-layer rule: a ``DotGeneral`` after ``ConvLocal`` makes the
+    kernels spatially full, as does an ``Aggregate`` anywhere. (A ``DotGeneral`` without
+    a constant is not compared: neural-tangents returns NaN kernels for it.)
+    """
+    u = "ConvLocal"
+    contract_h = {"rhs": (1.0, -1.0, 0.5), "dimension_numbers": (((1,), (0,)), ((), ()))}
+    return [
+        Arch(
+            "diagdec_convL_dotgen_scalar",
+            serial(L("Dense", 3), L(u, 3, (2,), b_std=0.2), L("DotGeneral", rhs=2.0)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "diagdec_convL_dotgen_contract_h",
+            serial(L(u, 3, (2, 2), padding="SAME"), L("DotGeneral", **contract_h)),
+            **_img(),
+        ),
+        Arch(
+            "diagdec_dotgen_contract_h_convL",
+            serial(L("Dense", 3), L("DotGeneral", **contract_h), L(u, 2, (2,))),
+            **_img(),
+        ),
+        Arch(
+            "diagdec_dotgen_scalar_convL_diag_out",
+            serial(L("Dense", 3), L("DotGeneral", rhs=0.5), L(u, 2, (3,), padding="SAME")),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "diagdec_aggregate_convL",
+            serial(L("Dense", 3), L("Aggregate"), L(u, 2, (2,), b_std=0.1)),
+            **_seq(5, 3),
+            graph="DENSE",
+        ),
+    ]
+
+
 def image_resize_archs() -> list[Arch]:
     """ImageResize, linear and nearest, up and down, with and without antialiasing.
 
@@ -1558,6 +1597,7 @@ def architectures() -> list[Arch]:
         *conv_transpose_archs(),
         *conv_local_archs(),
         *conv_local_diagonal_archs(),
+        *diagonal_decision_archs(),
         *image_resize_archs(),
     ]
 

@@ -144,3 +144,20 @@ def test_diagonal_batch_keeps_examples_apart() -> None:
     assert not [s for s in _shapes(jaxpr) if s[:2] == (n1, n1)]
     k = kernel_fn(x1, x2, FIELDS)
     assert k.cov1.shape == (n1, length, length) and k.nngp.shape == (n1, n2, length, length)
+
+
+@pytest.mark.parametrize(
+    ("after", "diagonal"),
+    [
+        (lambda: stax.DotGeneral(), False),  # NT's requirement; NT's own kernel is NaN here
+        (lambda: stax.DotGeneral(rhs=2.0), False),
+        (lambda: stax.Relu(), False),
+        (lambda: stax.Identity(), True),
+        (lambda: stax.Aggregate(), False),
+    ],
+)
+def test_spatially_diagonal_outputs_follow_the_layer_rules(after, diagonal: bool) -> None:
+    """A network ending in ConvLocal then ``after``: diagonal outputs as neural-tangents decides."""
+    _, _, kernel_fn = stax.serial(stax.Dense(3), stax.ConvLocal(2, (2,)), after())
+    nngp = kernel_fn(X1, X2, "nngp")
+    assert nngp.shape == ((4, 2, 4) if diagonal else (4, 2, 4, 4))
