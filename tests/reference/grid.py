@@ -1489,6 +1489,45 @@ def conv_local_diagonal_archs() -> list[Arch]:
     ]
 
 
+def dot_general_batch_archs() -> list[Arch]:
+    """DotGeneral pairing the inputs' batch axis with a constant axis (one slice per example).
+
+    The constant has one slice per example of ``x1``: neural-tangents needs ``x2`` with as
+    many examples, so only ``x2=None`` is compared.
+    """
+    rng = np.random.RandomState(7)
+    per_example = tuple(map(tuple, np.round(rng.standard_normal((N1, 2)), 3).tolist()))
+    per_position = tuple(
+        tuple(map(tuple, row)) for row in np.round(rng.standard_normal((N1, 4, 2)), 3).tolist()
+    )
+    pair_n = (((), ()), ((0,), (0,)))
+    return [
+        Arch(
+            "dotgen_pair_batch_rhs",
+            serial(
+                L("Dense", 3, b_std=0.2),
+                L("Relu"),
+                L("DotGeneral", rhs=per_example, dimension_numbers=pair_n),
+                L("Dense", 2, channel_axis=2),
+            ),
+            **_seq(4, 3),
+            variants=("x11", "x11_masked"),
+        ),
+        Arch(
+            "dotgen_pair_batch_lhs_contract_l",
+            serial(
+                L("Dense", 3),
+                L("Erf"),
+                L("DotGeneral", lhs=per_position, dimension_numbers=(((1,), (1,)), ((0,), (0,)))),
+                L("Dense", 2),
+                L("Relu"),
+            ),
+            **_seq(4, 3),
+            variants=("x11", "x11_masked"),
+        ),
+    ]
+
+
 def diagonal_decision_archs() -> list[Arch]:
     """ConvLocal next to DotGeneral and Aggregate: whether outputs are spatially diagonal.
 
@@ -1597,6 +1636,7 @@ def architectures() -> list[Arch]:
         *conv_transpose_archs(),
         *conv_local_archs(),
         *conv_local_diagonal_archs(),
+        *dot_general_batch_archs(),
         *diagonal_decision_archs(),
         *image_resize_archs(),
     ]
