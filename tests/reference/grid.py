@@ -149,6 +149,8 @@ class Arch:
     graph: str | None = None
     """``'DENSE'`` or ``'SPARSE'``: ``kernel_fn`` gets ``pattern=(p1, p2)``, random graphs
     over all spatial positions (:meth:`Case.kernel_kwargs`); ``None``: no keywords."""
+    diagonal_spatial: bool = False
+    """``kernel_fn`` gets ``diagonal_spatial=True`` (the kernels' spatial diagonals)."""
 
 
 VARIANTS = ("x11", "x11_masked", "x12", "x12_masked")
@@ -166,6 +168,7 @@ class Case:
     mask_constant: float | None
     layout: str | None = None
     graph: str | None = None
+    diagonal_spatial: bool = False
 
     def build(self, stax: Any) -> Any:
         """``(init_fn, apply_fn, kernel_fn)`` of this case's network in ``stax``."""
@@ -181,6 +184,7 @@ class Case:
         """Stable description of everything that determines the reference kernels."""
         layout = "" if self.layout is None else f" layout={self.layout}"
         graph = "" if self.graph is None else f" graph={self.graph}"
+        graph += " diagonal_spatial=True" if self.diagonal_spatial else ""
         return (
             f"{self.net.describe()} | spatial={self.spatial} channels={self.channels} "
             f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}{layout}"
@@ -188,12 +192,15 @@ class Case:
         )
 
     def kernel_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``kernel_fn``: ``pattern=(p1, p2)`` for graph cases.
+        """Keyword arguments of ``kernel_fn``: ``pattern=(p1, p2)`` for graph cases,
+        ``diagonal_spatial=True`` when the case asks for it.
 
         ``'DENSE'``: weighted adjacency ``(n, *spatial, *spatial)``, about half the
         arcs present; ``'SPARSE'``: ``(n, 2 * positions, K, 2)`` integer edges, some
         repeated, the last few with a head of ``-1`` (padding).
         """
+        if self.diagonal_spatial:
+            return {"diagonal_spatial": True}
         if self.graph is None:
             return {}
         rng = np.random.RandomState(self.seed + 1)
@@ -270,6 +277,7 @@ def expand(arch: Arch) -> Iterator[Case]:
                 mask_constant=arch.mask_constant if masked else None,
                 layout=arch.layout,
                 graph=arch.graph,
+                diagonal_spatial=arch.diagonal_spatial,
             )
 
 
@@ -1489,6 +1497,65 @@ def conv_local_diagonal_archs() -> list[Arch]:
     ]
 
 
+def diagonal_spatial_archs() -> list[Arch]:
+    """``kernel_fn(..., diagonal_spatial=True)`` on convolutional networks (diagonals only)."""
+    diag = {"diagonal_spatial": True}
+    nchw = {"dimension_numbers": ("NCHW", "OIHW", "NCHW")}
+    return [
+        Arch(
+            "diagsp_conv1d",
+            serial(
+                L("Conv", 3, (2,), padding="SAME", b_std=0.2),
+                L("Relu"),
+                L("Conv", 3, (3,), strides=(2,), padding="CIRCULAR", W_std=1.2),
+                L("Erf"),
+                L("Conv", 2, (2,), parameterization="standard", b_std=0.1),
+            ),
+            **_seq(7, 3),
+            **diag,
+        ),
+        Arch(
+            "diagsp_conv2d_flatten",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("Relu"),
+                L("Conv", 3, (3, 2), strides=(1, 2), padding="SAME", b_std=0.3),
+                L("Gelu"),
+                L("Flatten"),
+                L("Dense", 2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+            **diag,
+        ),
+        Arch(
+            "diagsp_residual_convL",
+            serial(
+                L("Conv", 3, (2,), padding="SAME"),
+                residual(serial(L("Relu"), L("Conv", 3, (3,), padding="SAME"))),
+                L("LayerNorm"),
+                L("ConvLocal", 3, (2,), padding="SAME", b_std=0.2),
+                L("Relu"),
+                L("ConvLocal", 2, (3,), strides=(2,), padding="CIRCULAR"),
+            ),
+            **_seq(6, 3),
+            **diag,
+        ),
+        Arch(
+            "diagsp_conv2d_nchw",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME", **nchw),
+                L("Relu"),
+                L("Conv", 2, (2, 3), padding="VALID", b_std=0.1, **nchw),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12_masked"),
+            **diag,
+        ),
+    ]
+
+
 def dot_general_batch_archs() -> list[Arch]:
     """DotGeneral pairing the inputs' batch axis with a constant axis (one slice per example).
 
@@ -1636,6 +1703,7 @@ def architectures() -> list[Arch]:
         *conv_transpose_archs(),
         *conv_local_archs(),
         *conv_local_diagonal_archs(),
+        *diagonal_spatial_archs(),
         *dot_general_batch_archs(),
         *diagonal_decision_archs(),
         *image_resize_archs(),
