@@ -89,40 +89,48 @@ class Kernel:
         """Zero every covariance entry that touches a masked position."""
         if self.mask1 is None:
             return self
-        m1, m2 = self.mask1, self.mask2_or_mask1()
+        m1, m2, sp = self.mask1, self.mask2_or_mask1(), self.diagonal_spatial
         return self.replace(
-            cov1=jnp.where(pair_mask(m1, m1, diagonal_batch=True), 0.0, self.cov1),
+            cov1=jnp.where(pair_mask(m1, m1, True, sp), 0.0, self.cov1),
             cov2=None
             if self.cov2 is None
-            else jnp.where(pair_mask(m2, m2, diagonal_batch=True), 0.0, self.cov2),
-            nngp=jnp.where(pair_mask(m1, m2), 0.0, self.nngp),
-            ntk=None if self.ntk is None else jnp.where(pair_mask(m1, m2), 0.0, self.ntk),
+            else jnp.where(pair_mask(m2, m2, True, sp), 0.0, self.cov2),
+            nngp=jnp.where(pair_mask(m1, m2, False, sp), 0.0, self.nngp),
+            ntk=None
+            if self.ntk is None
+            else jnp.where(pair_mask(m1, m2, False, sp), 0.0, self.ntk),
         )
 
 
-def pair_mask(m1: Array, m2: Array, diagonal_batch: bool = False) -> Array:
+def pair_mask(
+    m1: Array, m2: Array, diagonal_batch: bool = False, diagonal_spatial: bool = False
+) -> Array:
     """Entries of a kernel that touch a masked position.
 
     ``m1``: ``(N1, *spatial)``, ``m2``: ``(N2, *spatial)`` booleans. Returns
     ``(N1, N2, *S)`` (or ``(N1, *S)`` with ``diagonal_batch``, where ``m2 is m1``)
-    in the interleaved layout, ``True`` where either position is masked.
+    in the interleaved layout (each position with itself, ``(N1, N2, *spatial)``, with
+    ``diagonal_spatial``), ``True`` where either position is masked.
 
     Example:
         >>> m = jnp.array([[False, True]])  # (N, L): the second position is padding
         >>> pair_mask(m, m)[0, 0].tolist()
         [[False, True], [True, True]]
     """
-    a, b = outer_per_position(m1, m2, diagonal_batch)
+    a, b = outer_per_position(m1, m2, diagonal_batch, diagonal_spatial)
     return a | b
 
 
-def outer_per_position(v1: Array, v2: Array, diagonal_batch: bool = False) -> tuple[Array, Array]:
+def outer_per_position(
+    v1: Array, v2: Array, diagonal_batch: bool = False, diagonal_spatial: bool = False
+) -> tuple[Array, Array]:
     """Broadcast per-position values to the interleaved kernel layout.
 
     ``v1``: ``(N1, *spatial)``, ``v2``: ``(N2, *spatial)``. Returns ``(A, B)``
     broadcastable to ``(N1, N2, s1, s1, s2, s2, ...)`` (``(N1, s1, s1, ...)``
     with ``diagonal_batch``) with ``A[i, j, a1, b1, ...] = v1[i, a1, ...]`` and
-    ``B[i, j, a1, b1, ...] = v2[j, b1, ...]``.
+    ``B[i, j, a1, b1, ...] = v2[j, b1, ...]``; with ``diagonal_spatial``, to
+    ``(N1, N2, s1, s2, ...)`` (each position with itself).
 
     Example:
         >>> a, b = outer_per_position(jnp.ones((2, 3)), jnp.ones((4, 3)))
@@ -130,8 +138,10 @@ def outer_per_position(v1: Array, v2: Array, diagonal_batch: bool = False) -> tu
         (2, 4, 3, 3)
     """
     # insert a singleton after each spatial axis of v1, before each of v2
-    a = v1.reshape(v1.shape[:1] + sum(((s, 1) for s in v1.shape[1:]), ()))
-    b = v2.reshape(v2.shape[:1] + sum(((1, s) for s in v2.shape[1:]), ()))
+    a, b = v1, v2
+    if not diagonal_spatial:
+        a = v1.reshape(v1.shape[:1] + sum(((s, 1) for s in v1.shape[1:]), ()))
+        b = v2.reshape(v2.shape[:1] + sum(((1, s) for s in v2.shape[1:]), ()))
     if diagonal_batch:
         return a, b
     a = a[:, None]

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from infattn.kernel import Kernel
 from infattn.stax import call_kwargs, layout
+from infattn.stax.diagonal import NO, Diagonal
 from infattn.stax.layer import make_layer
 from infattn.validation import check_axes, check_choice
 
@@ -192,7 +193,10 @@ def Aggregate(
         return aggregate_kernel(k, agg, dense(p1, k.shape1, agg), dense(p2, k.shape2, agg))
 
     boundary = layout.Boundary(axes)
-    return make_layer(init, apply, kernel, "Aggregate", pairwise=False, boundary=boundary)
+    diagonal = Diagonal(input=NO, output=NO)  # neural-tangents': spatially full kernels
+    return make_layer(
+        init, apply, kernel, "Aggregate", pairwise=False, boundary=boundary, diagonal=diagonal
+    )
 
 
 def _pair(pattern: Any) -> tuple[Any, Any]:

@@ -68,6 +68,7 @@ def serial(*layers: Layer) -> Layer:
         input_boundary=_first_boundary(parts),
         positionwise=all(p.positionwise for p in parts),
         diagonal=fold([p.diagonal for p in parts], serial=True),
+        diagonal_kernels=all(p.diagonal_kernels for p in parts),
     )
 
 
@@ -130,6 +131,7 @@ def repeat(layer: Layer, n: int) -> Layer:
         input_boundary=part.boundary,
         positionwise=part.positionwise,
         diagonal=fold([part.diagonal] * n, serial=True),
+        diagonal_kernels=part.diagonal_kernels,
     )
 
 
@@ -177,6 +179,7 @@ def parallel(*layers: Layer) -> Layer:
         input_boundary=_first_boundary(parts),
         positionwise=all(p.positionwise for p in parts),
         diagonal=fold([p.diagonal for p in parts], serial=False),
+        diagonal_kernels=all(p.diagonal_kernels for p in parts),
     )
 
 

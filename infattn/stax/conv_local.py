@@ -110,15 +110,20 @@ def ConvLocal(
         y = c.scale(y, taps.per_example(b, x.shape[0]), n_in)
         return c.to_output(y, None if mask is None else win.mask(mask))
 
-    def untied(m, batch_ndim):
-        windowed = win.sum(spatial_diagonal(m, batch_ndim), batch_ndim) / filter_size
-        return on_diagonal(windowed, batch_ndim)
-
-    def bias_pattern(m, batch_ndim):
-        return jnp.asarray(diagonal_pattern(m.shape[batch_ndim::2]), m.dtype)
-
     def kernel(k):
+        diagonal = k.diagonal_spatial  # a diagonal kernel stays one, no zeros added
+
+        def untied(m, batch_ndim):
+            d = m if diagonal else spatial_diagonal(m, batch_ndim)
+            windowed = win.shared(d, batch_ndim, diagonal_spatial=True)
+            return windowed if diagonal else on_diagonal(windowed, batch_ndim)
+
+        def bias_pattern(m, batch_ndim):
+            return (
+                1.0 if diagonal else jnp.asarray(diagonal_pattern(m.shape[batch_ndim::2]), m.dtype)
+            )
+
         out_spatial = win.out_spatial(k.spatial_shape)
         return c.kernel(k, untied, out_spatial, win.mask, bias_pattern)
 
-    return c.make(init, apply, kernel, Diagonal(output=MAYBE))
+    return c.make(init, apply, kernel, Diagonal(output=MAYBE), diagonal_kernels=True)

@@ -27,7 +27,8 @@ import numpy as np
 from infattn.kernel import Kernel
 from infattn.stax import layout
 from infattn.stax.combinators import Identity
-from infattn.stax.layer import make_layer
+from infattn.stax.diagonal import NO, Diagonal
+from infattn.stax.layer import make_layer, parts_of
 from infattn.validation import check_axes
 
 Array = jax.Array
@@ -56,10 +57,21 @@ class DotPlan:
         return f"{lhs},{self.other}->{batch}{self.out}{channel}"
 
     def kernel(self, batch: str) -> str:
-        """Subscripts of the kernel map: ``constant, kernel, constant -> kernel``."""
+        """Subscripts of the kernel map: ``constant, kernel, constant -> kernel``.
+
+        A constant axis paired with the inputs' batch axis (``n``) takes the first
+        example's letter on the left, the second's on the right (``batch``: ``ij`` or ``i``).
+        """
         pairs = "".join(a + a.upper() for a in self.spatial)
         out = "".join(a + a.upper() for a in self.out)
-        return f"{self.other},{batch}{pairs},{self.other.upper()}->{batch}{out}"
+        left = self.other.replace("n", batch[0])
+        right = self.other.upper().replace("N", batch[-1])
+        return f"{left},{batch}{pairs},{right}->{batch}{out}"
+
+    @property
+    def pairs_batch(self) -> bool:
+        """Whether a constant axis is paired with the inputs' batch axis (one per example)."""
+        return "n" in self.other
 
 
 def _dims(values: Any, ndim: int, what: str) -> tuple[int, ...]:
@@ -104,11 +116,12 @@ def dot_plan(
             f"{dimension_numbers!r}"
         )
     b, c = layout.canonical_axes(axes, ndim)
-    for axis, name in ((b, "batch_axis"), (c, "channel_axis")):
-        if axis in in_c + in_b:
+    checks = ((b, "batch_axis", in_c, "contract"), (c, "channel_axis", in_c + in_b, "use"))
+    for axis, name, dims, verb in checks:
+        if axis in dims:
             raise NotImplementedError(
-                f"dimension_numbers: DotGeneral cannot contract or pair the inputs' {name} "
-                f"({axis}); got {dimension_numbers!r}"
+                f"dimension_numbers: DotGeneral cannot {verb} the inputs' {name} ({axis}) "
+                f"in dimension_numbers; got {dimension_numbers!r}"
             )
     return _letters(ndim, n_other, is_lhs, in_c + in_b, other_c + other_b, in_b, (b, c))
 
@@ -118,6 +131,7 @@ def _letters(ndim, n_other, is_lhs, in_paired, other_paired, in_b, axes) -> DotP
     b, c = axes
     spatial_axes = layout.to_canonical_order(ndim, b, c)[1:-1]
     letter = {("x", u): LETTERS[i] for i, u in enumerate(spatial_axes)}
+    letter["x", b] = "n"  # the batch axis, when paired with a constant axis
     free_other = [k for k in range(n_other) if k not in other_paired]
     letter.update({("o", k): LETTERS[len(spatial_axes) + i] for i, k in enumerate(free_other)})
     for u, k in zip(in_paired, other_paired, strict=True):
@@ -157,12 +171,13 @@ def dot_kernel(k: Kernel, plan: DotPlan, other: np.ndarray, mask_fn: Any) -> Ker
 
 def out_shape(shape: Sequence[int], plan: DotPlan, other_shape: Sequence[int]) -> tuple[int, ...]:
     """The canonical output shape for a canonical input ``shape``; checks paired sizes."""
-    size = dict(zip(plan.spatial, shape[1:-1], strict=True))
+    size = dict(zip("n" + plan.spatial, shape[:-1], strict=True))
     for letter, n in zip(plan.other, other_shape, strict=True):
         if size.setdefault(letter, n) != n:
             raise ValueError(
                 f"DotGeneral: the constant of shape {tuple(other_shape)} does not fit inputs of "
                 f"shape {tuple(shape)} (canonical layout) along the paired dimensions"
+                + (" (the batch axis: x1 and x2 need as many examples)" if letter == "n" else "")
             )
     return (shape[0], *(size[a] for a in plan.out), shape[-1])
 
@@ -182,10 +197,14 @@ def DotGeneral(
     or ``jax.lax.dot_general(lhs, x, ...)`` (at most one of ``lhs``, ``rhs``; with
     neither the layer is the identity). Output axes follow ``dot_general``: batch
     dimensions, then the left operand's free axes, then the right's. The inputs'
-    ``channel_axis`` and ``batch_axis`` may not be contracted or paired (neural-tangents
-    allows the batch axis in its kernel with ``diagonal_batch=False``; infattn raises).
+    ``channel_axis`` may not be contracted or paired, nor the ``batch_axis`` contracted
+    (see ``docs/neural-tangents.md``); pairing the ``batch_axis`` with a constant axis maps
+    each example by its own slice of the constant (``x1`` and ``x2`` then need as many
+    examples as that axis, and the model is never tiled).
     A position of the output is padding when every term of its sum is padding or has a
-    zero constant; the kernel is not remasked.
+    zero constant; the kernel is not remasked. As in neural-tangents, a layer contracting
+    input axes needs spatially full input kernels (:class:`Diagonal` ``input=NO``), so a
+    network ending in ``ConvLocal`` before it does not return spatially diagonal kernels.
 
     Example:
         >>> import numpy as np
@@ -202,8 +221,17 @@ def DotGeneral(
         )
     check_axes("DotGeneral", batch_axis=batch_axis, channel_axis=channel_axis)
     axes = (batch_axis, channel_axis)
-    if lhs is None and rhs is None:
-        return Identity()
+    if lhs is None and rhs is None:  # the identity, with neural-tangents' requirement
+        part = parts_of(Identity())
+        return make_layer(
+            part.init,
+            part.apply,
+            part.kernel,
+            "DotGeneral",
+            handles_replicates=True,
+            positionwise=True,
+            diagonal=Diagonal(),
+        )
     is_lhs = rhs is None
     other = np.asarray(lhs if is_lhs else rhs)  # kept in its precision until used
 
@@ -231,4 +259,35 @@ def DotGeneral(
         return dot_kernel(k, plan(len(k.shape1)), other, mask_fn)
 
     boundary = layout.Boundary(axes, out_axes=lambda ndim: plan(ndim).out_axes)
-    return make_layer(init, apply, kernel, "DotGeneral", boundary=boundary)
+    diagonal = _diagonal(dimension_numbers, is_lhs)
+    pairwise = not _pairs_batch(dimension_numbers, is_lhs, batch_axis)
+    return make_layer(
+        init, apply, kernel, "DotGeneral", pairwise, boundary=boundary, diagonal=diagonal
+    )
+
+
+def _pairs_batch(dimension_numbers: Any, is_lhs: bool, batch_axis: int) -> bool:
+    """Whether the inputs' batch axis is paired with a constant axis (examples then differ)."""
+    try:
+        paired = tuple(dimension_numbers[1][1 if is_lhs else 0])
+    except (TypeError, IndexError):
+        return False  # malformed: dot_plan raises when the layer is used
+    # without the rank, a negative axis may be the batch axis: untiled is always right
+    return bool(paired) and (batch_axis in paired or batch_axis < 0 or min(paired) < 0)
+
+
+def _diagonal(dimension_numbers: Any, is_lhs: bool) -> Diagonal:
+    """neural-tangents' requirement: spatially full inputs when the inputs' axes are contracted.
+
+    (Contracting the batch axis raises in :func:`dot_plan`; pairing axes keeps diagonals.)
+
+    Example:
+        >>> contract, pair = (((1,), (0,)), ((), ())), (((), ()), ((1,), (0,)))
+        >>> _diagonal(contract, False).input, _diagonal(pair, False)
+        (0, Diagonal(input=2, output=0))
+    """
+    try:
+        contracting = dimension_numbers[0][1 if is_lhs else 0]
+    except (TypeError, IndexError):
+        contracting = ()  # malformed: dot_plan raises when the layer is used
+    return Diagonal(input=NO) if len(tuple(contracting)) else Diagonal()

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from infattn.kernel import Kernel
 from infattn.stax import call_kwargs, layout, tiling
 from infattn.stax.diagonal import MAYBE, Diagonal, keep_diagonals
-from infattn.stax.positionwise import per_position_kernel
+from infattn.stax.positionwise import on_positions, per_position_kernel
 from infattn.stax.replicates import with_replicates, with_standard_errors
 from infattn.validation import as_array, canonical_get, check_finite, check_key
 
@@ -67,6 +67,8 @@ class Parts:
     """The layer acts on each position alone (see :mod:`infattn.stax.positionwise`)."""
     diagonal: Diagonal | None = None
     """neural-tangents' ``diagonal_spatial`` requirement (``None``: none, transparent)."""
+    diagonal_kernels: bool = False
+    """The rule also takes spatially diagonal kernels (``Kernel.diagonal_spatial``)."""
 
 
 def make_layer(
@@ -80,6 +82,7 @@ def make_layer(
     input_boundary: layout.Boundary | None = None,
     positionwise: bool = False,
     diagonal: Diagonal | None = None,
+    diagonal_kernels: bool = False,
 ) -> tuple[InitFn, ApplyFn, KernelFn]:
     """Wrap a layer's internal functions into the public triple.
 
@@ -99,6 +102,10 @@ def make_layer(
     is computed one position at a time (:mod:`infattn.stax.positionwise`). ``diagonal``:
     neural-tangents' ``diagonal_spatial`` requirement (:class:`Diagonal`; a network whose
     composed requirement is diagonal returns spatially diagonal kernels by default).
+    ``diagonal_kernels``: ``kernel`` also takes (and keeps) spatially diagonal kernels,
+    ``nngp`` ``(N1, N2, *spatial)`` (position-wise layers do, through
+    :func:`~infattn.stax.positionwise.on_positions`); a model whose layers all do
+    computes ``kernel_fn(..., diagonal_spatial=True)`` on diagonals from its inputs on.
 
     Example:
         >>> def init(rng, shape):
@@ -111,11 +118,21 @@ def make_layer(
         >>> float(kernel_fn(jnp.ones((1, 3)), get="nngp")[0, 0])
         4.0
     """
-    rule = kernel if handles_replicates else with_replicates(kernel)
+    rule = on_positions(kernel) if positionwise else kernel
+    rule = rule if handles_replicates else with_replicates(rule)
     if boundary is not None:
         boundary = dataclasses.replace(boundary, layer=name)
         init, apply, rule = layout.on_layout(init, apply, rule, boundary)
-    parts = Parts(init, apply, rule, pairwise, boundary or input_boundary, positionwise, diagonal)
+    parts = Parts(
+        init,
+        apply,
+        rule,
+        pairwise,
+        boundary or input_boundary,
+        positionwise,
+        diagonal,
+        diagonal_kernels or positionwise,
+    )
     first = _first_boundary(parts)
 
     def init_fn(rng: Array, input_shape: Any) -> tuple[Any, Any]:
@@ -179,10 +196,10 @@ def _diagonal_kernel(
             f"got {type(x1).__name__}"
         )
     names = None if get is None else canonical_get(get, KERNEL_FIELDS)
-    per_position = spatial and parts.positionwise
+    on_diagonals = spatial and parts.diagonal_kernels
 
     def one_pass(a: Any, b: Any, g: Any = None) -> Any:
-        return _kernel_of(parts, a, b, g, mask_constant, per_position)
+        return _kernel_of(parts, a, b, g, mask_constant, on_diagonals)
 
     k = one_pass(x1, x2)
     ks = _as_list(k)
@@ -196,10 +213,11 @@ def _diagonal_kernel(
 
 
 def _kernel_of(
-    parts: Parts, x1: Any, x2: Any, get: Any, mask_constant: Any, per_position: bool = False
+    parts: Parts, x1: Any, x2: Any, get: Any, mask_constant: Any, on_diagonals: bool = False
 ) -> Any:
     """The kernel of ``parts`` on inputs (arrays, a list/tuple per branch, or Kernels):
-    tiled when it can be, per position when asked, selected by ``get``."""
+    tiled when it can be, selected by ``get``; ``on_diagonals``: spatially diagonal from
+    the inputs on (the whole model per position when it is position-wise)."""
     names = None if get is None else canonical_get(get, KERNEL_FIELDS)
     compute_ntk = names is None or "ntk" in names[1] or "ntk_se" in names[1]
     rule, first = parts.kernel, _first_boundary(parts)
@@ -224,13 +242,15 @@ def _kernel_of(
         ks = [to_kernel(*one_input(a, b, boundary)) for a, b in zip(x1, x2, strict=True)]
         return _select(with_standard_errors(rule(ks)), names)
     x1, x2, axes = one_input(x1, x2)
-    if per_position and x1.ndim > 2 and (x2 is None or x2.shape[1:] == x1.shape[1:]):
+    if on_diagonals and x1.ndim > 2 and (x2 is None or x2.shape[1:] == x1.shape[1:]):
         for x, label in ((x1, "x1"), (x2, "x2")):
             if x is not None:  # here: the positions are traced (vmap)
                 check_finite(x, label, mask_constant)
+        per_position = rule if parts.positionwise else _identity
         k = per_position_kernel(
-            rule, functools.partial(to_kernel, axes=axes), x1, x2, _same_inputs(x1, x2)
+            per_position, functools.partial(to_kernel, axes=axes), x1, x2, _same_inputs(x1, x2)
         )
+        k = k if parts.positionwise else rule(k)
         return _select(with_standard_errors(k), names)
     if x2 is None and parts.pairwise and not call_kwargs.active():
         check_finite(x1, "x1", mask_constant)
@@ -239,6 +259,10 @@ def _kernel_of(
             tiles_to_kernel = functools.partial(to_kernel, axes=axes)
             return _select(tiling.symmetric_kernel(rule, tiles_to_kernel, x1, t), names)
     return _select(with_standard_errors(rule(to_kernel(x1, x2, axes))), names)
+
+
+def _identity(k: Kernel) -> Kernel:
+    return k
 
 
 def parts_of(layer: Sequence[Callable]) -> Parts:

@@ -17,6 +17,7 @@ scaling, output axis order); ``conv_transpose.py`` and ``conv_local.py`` build o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -236,20 +237,25 @@ class ConvSetup:
         """A canonical output shape with the output spec's spatial order."""
         return layout.permute_shape(shape, self._spatial_order)
 
-    def kernel_to_output(self, m: Any, batch_ndim: int) -> Any:
-        """A kernel ``(*B, s1, s1', ...)`` with its spatial pairs in the output spec's order."""
-        pairs = (*(2 * i + j for i in self.spec.spatial_to_out for j in (0, 1)),)
-        return layout.transpose(m, (*range(batch_ndim), *(batch_ndim + i for i in pairs)))
+    def kernel_to_output(self, m: Any, batch_ndim: int, diagonal_spatial: bool = False) -> Any:
+        """A kernel ``(*B, s1, s1', ...)`` with its spatial pairs in the output spec's order
+        (``diagonal_spatial``: ``(*B, s1, s2, ...)``, one axis per spatial axis)."""
+        order = self.spec.spatial_to_out
+        if not diagonal_spatial:
+            order = (*(2 * i + j for i in order for j in (0, 1)),)
+        return layout.transpose(m, (*range(batch_ndim), *(batch_ndim + i for i in order)))
 
     def kernel(self, k: Kernel, transform, out_spatial, out_mask, bias_pattern=None) -> Kernel:
         """The rule: ``transform`` (input order), then the output order, masks, remask.
 
         ``out_spatial``: the output's spatial sizes in the input's order; ``out_mask``:
-        a canonical mask ``(N, *spatial)`` -> the output's (input order).
+        a canonical mask ``(N, *spatial)`` -> the output's (input order). A spatially
+        diagonal ``k`` (``k.diagonal_spatial``) keeps that layout: ``transform`` and
+        ``bias_pattern`` then get ``(*B, s1, s2, ...)``.
         """
 
         def spatial(m, batch_ndim):
-            return self.kernel_to_output(transform(m, batch_ndim), batch_ndim)
+            return self.kernel_to_output(transform(m, batch_ndim), batch_ndim, k.diagonal_spatial)
 
         fan_in = self.fan_in(k.shape1[-1]) / self.s[0]
         p = (self.W_std, self.b_std, self.parameterization)
@@ -266,11 +272,12 @@ class ConvSetup:
             mask2=mask(k.mask2),
         ).remask()
 
-    def make(self, init, apply, kernel, diagonal: Diagonal | None = None):
+    def make(self, init, apply, kernel, diagonal: Diagonal | None = None, diagonal_kernels=False):
         """The public triple, on the layout of ``dimension_numbers``.
 
         ``diagonal``: neural-tangents' requirement (default: a shared-weight convolution's,
-        whose output has non-zero off-diagonal entries).
+        whose output has non-zero off-diagonal entries). ``diagonal_kernels``: ``kernel``
+        also takes spatially diagonal kernels (see :func:`make_layer`).
         """
         spec = self.spec
         boundary = layout.Boundary(
@@ -279,7 +286,15 @@ class ConvSetup:
             self.n_spatial + 2,
         )
         diagonal = Diagonal() if diagonal is None else diagonal
-        return make_layer(init, apply, kernel, self.name, boundary=boundary, diagonal=diagonal)
+        return make_layer(
+            init,
+            apply,
+            kernel,
+            self.name,
+            boundary=boundary,
+            diagonal=diagonal,
+            diagonal_kernels=diagonal_kernels,
+        )
 
 
 def conv_setup(
@@ -348,6 +363,8 @@ def Conv(
     ``jax.lax.conv_general_dilated``; ``filter_shape`` and ``strides`` follow the
     filter's spatial letters (see :mod:`infattn.stax.layout`). The filter is stored
     in the filter spec's layout, the output's spatial axes in the output spec's order.
+    With ``diagonal_spatial=True`` the kernel's diagonal is convolved directly (a
+    diagonal stays one: each output position averages its window's diagonal).
 
     Example:
         >>> import jax.numpy as jnp
@@ -391,9 +408,10 @@ def Conv(
 
     def kernel(k):
         out_spatial = win.out_spatial(k.spatial_shape)
-        return c.kernel(k, win.shared, out_spatial, win.mask)
+        shared = functools.partial(win.shared, diagonal_spatial=k.diagonal_spatial)
+        return c.kernel(k, shared, out_spatial, win.mask)
 
-    return c.make(init, apply, kernel)
+    return c.make(init, apply, kernel, diagonal_kernels=True)
 
 
 def with_width(k: Kernel, width: int) -> Kernel:

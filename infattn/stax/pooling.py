@@ -212,8 +212,8 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     ``batch_axis_out`` (0 or 1).
 
     The kernel is the average of ``Sigma_aa`` over positions (the trace of each
-    spatial pair divided by its size). The output mask marks examples whose every
-    position is padding.
+    spatial pair divided by its size; the mean of a spatially diagonal kernel). The
+    output mask marks examples whose every position is padding.
 
     Example:
         >>> import numpy as np
@@ -234,14 +234,16 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     def apply(params, x, mask, **kwargs):
         return x.reshape(x.shape[0], -1), _all_masked(mask)
 
-    def trace(mat, batch_ndim):
-        if mat is None:
-            return None
-        while mat.ndim > batch_ndim:
-            mat = jnp.trace(mat, axis1=-2, axis2=-1) / mat.shape[-1]
-        return mat
-
     def kernel(k):
+        def trace(mat, batch_ndim):
+            if mat is None:
+                return None
+            if k.diagonal_spatial:  # (*B, s1, s2, ...): the diagonal itself
+                return jnp.mean(mat, axis=tuple(range(batch_ndim, mat.ndim)))
+            while mat.ndim > batch_ndim:
+                mat = jnp.trace(mat, axis1=-2, axis2=-1) / mat.shape[-1]
+            return mat
+
         return k.replace(
             nngp=trace(k.nngp, 2),
             ntk=trace(k.ntk, 2),
@@ -252,6 +254,7 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
             shape1=(k.shape1[0], flat_size(k.shape1)),
             shape2=(k.shape2[0], flat_size(k.shape2)),
             is_gaussian=False,
+            diagonal_spatial=False,  # no spatial axes left: both layouts are one
         )
 
     if batch_axis_out not in (0, 1, -1, -2):
@@ -259,7 +262,9 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     out = batch_axis_out % 2
     boundary = layout.Boundary((batch_axis, None), (out, 1 - out))
     diagonal = Diagonal(output=YES)
-    return make_layer(init, apply, kernel, "Flatten", boundary=boundary, diagonal=diagonal)
+    return make_layer(
+        init, apply, kernel, "Flatten", boundary=boundary, diagonal=diagonal, diagonal_kernels=True
+    )
 
 
 def _all_masked(mask):

@@ -7,13 +7,16 @@ So ``kernel_fn(..., diagonal_spatial=True)`` runs the model on each position as 
 input of spatial size one, ``vmap``-ed over positions, and never forms a
 location-location covariance: memory ``O(N1 N2 P)`` for ``P`` positions instead of
 ``O(N1 N2 P^2)``. Layers declare it with ``make_layer(..., positionwise=True)``;
-other models (attention, convolutions, pooling, positional embeddings) compute the
-full kernel and keep its diagonal (:func:`infattn.stax.diagonal.keep_diagonals`).
+:func:`on_positions` runs such a layer on the spatially diagonal kernels of the
+convolutions (``Conv``, ``ConvLocal``, ``Flatten`` take them too). Other models
+(attention, pooling, positional embeddings) compute the full kernel and keep its
+diagonal (:func:`infattn.stax.diagonal.keep_diagonals`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +72,63 @@ def per_position_kernel(
     if isinstance(out, list):
         return [_unstack(k, x1.shape, n2) for k in out]
     return _unstack(out, x1.shape, n2)
+
+
+def on_positions(rule: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A position-wise ``rule`` that also takes spatially diagonal kernels.
+
+    A ``diagonal_spatial`` Kernel (or a list, one per branch), ``nngp`` ``(N1, N2, *spatial)``,
+    is cut into one kernel of spatial size one per position, ``rule`` runs on them
+    ``vmap``-ed, and the results are put back in that layout; other kernels go to
+    ``rule`` as they are.
+
+    Example:
+        >>> from infattn.stax.layer import inputs_to_kernel
+        >>> x = jnp.arange(12.0).reshape(2, 3, 2)
+        >>> k = per_position_kernel(lambda k: k, inputs_to_kernel, x, None, True)
+        >>> double = on_positions(lambda k: k.replace(nngp=2 * k.nngp))
+        >>> float(double(k).nngp[1, 0, 2]), double(k).nngp.shape
+        (95.0, (2, 2, 3))
+    """
+
+    def positions_rule(k: Any) -> Any:
+        first = k[0] if isinstance(k, list) else k
+        if not first.diagonal_spatial or len(first.shape1) <= 2:
+            return rule(k)
+        stacked = [_stack(ki) for ki in k] if isinstance(k, list) else _stack(k)
+        out = jax.vmap(rule)(stacked)
+        if isinstance(out, list):
+            return [_unstack(ko, first.shape1, first.shape2[0]) for ko in out]
+        return _unstack(out, first.shape1, first.shape2[0])
+
+    return positions_rule
+
+
+def _scatter(a: Array | None, batch_ndim: int, per_axis: int) -> Array | None:
+    """``(*batch, *spatial)`` -> ``(P, *batch, 1, ..., 1)`` (``per_axis`` ones per axis)."""
+    if a is None:
+        return None
+    n_sp = a.ndim - batch_ndim
+    a = jnp.moveaxis(a.reshape(*a.shape[:batch_ndim], -1), -1, 0)
+    return a.reshape(*a.shape, *(1,) * (per_axis * n_sp))
+
+
+def _stack(k: Kernel) -> Kernel:
+    """A ``diagonal_spatial`` Kernel -> one kernel of spatial size one per position (stacked)."""
+    if k.replicates is not None or k.nngp_se is not None:
+        raise ValueError("positionwise: diagonal kernels with replicates are not supported")
+    ones = (1,) * (len(k.shape1) - 2)
+    return k.replace(
+        nngp=_scatter(k.nngp, 2, 2),
+        ntk=_scatter(k.ntk, 2, 2),
+        cov1=_scatter(k.cov1, 1, 2),
+        cov2=_scatter(k.cov2, 1, 2),
+        mask1=_scatter(k.mask1, 1, 1),
+        mask2=_scatter(k.mask2, 1, 1),
+        shape1=(k.shape1[0], *ones, k.shape1[-1]),
+        shape2=(k.shape2[0], *ones, k.shape2[-1]),
+        diagonal_spatial=False,
+    )
 
 
 def _unstack(k: Kernel, shape1: tuple[int, ...], n2: int) -> Kernel:

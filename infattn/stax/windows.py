@@ -105,7 +105,11 @@ class Windows:
             index.append(slice(start, start + (n_out - 1) * t + 1, t))
         return mask[tuple(index)]
 
-    def _pairs(self, m: Array, batch_ndim: int) -> tuple[list[int], Array]:
+    def _pairs(self, m: Array, batch_ndim: int, diagonal: bool = False) -> tuple[list[int], Array]:
+        """The padded kernel and its axes, two per spatial axis (the same one if ``diagonal``)."""
+        if diagonal:
+            axes = [batch_ndim + d for d in range(len(self.window))]
+            return [a for a in axes for _ in (0, 1)], self.pad(m, axes)
         axes = [batch_ndim + 2 * d + j for d in range(len(self.window)) for j in (0, 1)]
         doubled = Windows(
             tuple(f for f in self.window for _ in (0, 1)),
@@ -114,13 +118,22 @@ class Windows:
         )
         return axes, doubled.pad(m, axes)
 
-    def shared(self, m: Array, batch_ndim: int) -> Array:
+    def shared(self, m: Array, batch_ndim: int, diagonal_spatial: bool = False) -> Array:
         """Kernel ``(*B, s1, s1', ...)`` of a shared-weight convolution: diagonal means.
 
         ``out[.., i, j, ..] = mean_t m[.., i * stride + t, j * stride + t, ..]`` per axis pair.
+        ``diagonal_spatial``: ``m`` holds each position with itself, ``(*B, s1, s2, ...)``;
+        the same means then need only those entries (``i = j``).
+
+        Example:
+            >>> w = Windows((2,), (1,), "VALID")
+            >>> w.shared(jnp.diag(jnp.arange(3.0))[None], 1)[0].tolist()
+            [[0.5, 0.0], [0.0, 1.5]]
+            >>> w.shared(jnp.arange(3.0)[None], 1, diagonal_spatial=True)[0].tolist()
+            [0.5, 1.5]
         """
-        spatial = m.shape[batch_ndim::2]
-        axes, m = self._pairs(m, batch_ndim)
+        spatial = m.shape[batch_ndim:] if diagonal_spatial else m.shape[batch_ndim::2]
+        axes, m = self._pairs(m, batch_ndim, diagonal_spatial)
         for d, (f, t, n_out) in enumerate(
             zip(self.window, self.strides, self.out_spatial(spatial), strict=True)
         ):

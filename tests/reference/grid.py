@@ -149,6 +149,8 @@ class Arch:
     graph: str | None = None
     """``'DENSE'`` or ``'SPARSE'``: ``kernel_fn`` gets ``pattern=(p1, p2)``, random graphs
     over all spatial positions (:meth:`Case.kernel_kwargs`); ``None``: no keywords."""
+    diagonal_spatial: bool = False
+    """``kernel_fn`` gets ``diagonal_spatial=True`` (the kernels' spatial diagonals)."""
 
 
 VARIANTS = ("x11", "x11_masked", "x12", "x12_masked")
@@ -166,6 +168,7 @@ class Case:
     mask_constant: float | None
     layout: str | None = None
     graph: str | None = None
+    diagonal_spatial: bool = False
 
     def build(self, stax: Any) -> Any:
         """``(init_fn, apply_fn, kernel_fn)`` of this case's network in ``stax``."""
@@ -181,6 +184,7 @@ class Case:
         """Stable description of everything that determines the reference kernels."""
         layout = "" if self.layout is None else f" layout={self.layout}"
         graph = "" if self.graph is None else f" graph={self.graph}"
+        graph += " diagonal_spatial=True" if self.diagonal_spatial else ""
         return (
             f"{self.net.describe()} | spatial={self.spatial} channels={self.channels} "
             f"x2={self.with_x2} mask_constant={self.mask_constant!r} seed={self.seed}{layout}"
@@ -188,12 +192,15 @@ class Case:
         )
 
     def kernel_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``kernel_fn``: ``pattern=(p1, p2)`` for graph cases.
+        """Keyword arguments of ``kernel_fn``: ``pattern=(p1, p2)`` for graph cases,
+        ``diagonal_spatial=True`` when the case asks for it.
 
         ``'DENSE'``: weighted adjacency ``(n, *spatial, *spatial)``, about half the
         arcs present; ``'SPARSE'``: ``(n, 2 * positions, K, 2)`` integer edges, some
         repeated, the last few with a head of ``-1`` (padding).
         """
+        if self.diagonal_spatial:
+            return {"diagonal_spatial": True}
         if self.graph is None:
             return {}
         rng = np.random.RandomState(self.seed + 1)
@@ -270,6 +277,7 @@ def expand(arch: Arch) -> Iterator[Case]:
                 mask_constant=arch.mask_constant if masked else None,
                 layout=arch.layout,
                 graph=arch.graph,
+                diagonal_spatial=arch.diagonal_spatial,
             )
 
 
@@ -1489,6 +1497,143 @@ def conv_local_diagonal_archs() -> list[Arch]:
     ]
 
 
+def diagonal_spatial_archs() -> list[Arch]:
+    """``kernel_fn(..., diagonal_spatial=True)`` on convolutional networks (diagonals only)."""
+    diag = {"diagonal_spatial": True}
+    nchw = {"dimension_numbers": ("NCHW", "OIHW", "NCHW")}
+    return [
+        Arch(
+            "diagsp_conv1d",
+            serial(
+                L("Conv", 3, (2,), padding="SAME", b_std=0.2),
+                L("Relu"),
+                L("Conv", 3, (3,), strides=(2,), padding="CIRCULAR", W_std=1.2),
+                L("Erf"),
+                L("Conv", 2, (2,), parameterization="standard", b_std=0.1),
+            ),
+            **_seq(7, 3),
+            **diag,
+        ),
+        Arch(
+            "diagsp_conv2d_flatten",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME"),
+                L("Relu"),
+                L("Conv", 3, (3, 2), strides=(1, 2), padding="SAME", b_std=0.3),
+                L("Gelu"),
+                L("Flatten"),
+                L("Dense", 2),
+            ),
+            **_img(),
+            mask_constant=-2.5,
+            **diag,
+        ),
+        Arch(
+            "diagsp_residual_convL",
+            serial(
+                L("Conv", 3, (2,), padding="SAME"),
+                residual(serial(L("Relu"), L("Conv", 3, (3,), padding="SAME"))),
+                L("LayerNorm"),
+                L("ConvLocal", 3, (2,), padding="SAME", b_std=0.2),
+                L("Relu"),
+                L("ConvLocal", 2, (3,), strides=(2,), padding="CIRCULAR"),
+            ),
+            **_seq(6, 3),
+            **diag,
+        ),
+        Arch(
+            "diagsp_conv2d_nchw",
+            serial(
+                L("Conv", 3, (2, 2), padding="SAME", **nchw),
+                L("Relu"),
+                L("Conv", 2, (2, 3), padding="VALID", b_std=0.1, **nchw),
+            ),
+            **_img(),
+            layout="NCHW",
+            variants=("x11", "x12_masked"),
+            **diag,
+        ),
+    ]
+
+
+def dot_general_batch_archs() -> list[Arch]:
+    """DotGeneral pairing the inputs' batch axis with a constant axis (one slice per example).
+
+    The constant has one slice per example of ``x1``: neural-tangents needs ``x2`` with as
+    many examples, so only ``x2=None`` is compared.
+    """
+    rng = np.random.RandomState(7)
+    per_example = tuple(map(tuple, np.round(rng.standard_normal((N1, 2)), 3).tolist()))
+    per_position = tuple(
+        tuple(map(tuple, row)) for row in np.round(rng.standard_normal((N1, 4, 2)), 3).tolist()
+    )
+    pair_n = (((), ()), ((0,), (0,)))
+    return [
+        Arch(
+            "dotgen_pair_batch_rhs",
+            serial(
+                L("Dense", 3, b_std=0.2),
+                L("Relu"),
+                L("DotGeneral", rhs=per_example, dimension_numbers=pair_n),
+                L("Dense", 2, channel_axis=2),
+            ),
+            **_seq(4, 3),
+            variants=("x11", "x11_masked"),
+        ),
+        Arch(
+            "dotgen_pair_batch_lhs_contract_l",
+            serial(
+                L("Dense", 3),
+                L("Erf"),
+                L("DotGeneral", lhs=per_position, dimension_numbers=(((1,), (1,)), ((0,), (0,)))),
+                L("Dense", 2),
+                L("Relu"),
+            ),
+            **_seq(4, 3),
+            variants=("x11", "x11_masked"),
+        ),
+    ]
+
+
+def diagonal_decision_archs() -> list[Arch]:
+    """ConvLocal next to DotGeneral and Aggregate: whether outputs are spatially diagonal.
+
+    neural-tangents' per-layer rule: a ``DotGeneral`` after ``ConvLocal`` makes the
+    kernels spatially full, as does an ``Aggregate`` anywhere. (A ``DotGeneral`` without
+    a constant is not compared: neural-tangents returns NaN kernels for it.)
+    """
+    u = "ConvLocal"
+    contract_h = {"rhs": (1.0, -1.0, 0.5), "dimension_numbers": (((1,), (0,)), ((), ()))}
+    return [
+        Arch(
+            "diagdec_convL_dotgen_scalar",
+            serial(L("Dense", 3), L(u, 3, (2,), b_std=0.2), L("DotGeneral", rhs=2.0)),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "diagdec_convL_dotgen_contract_h",
+            serial(L(u, 3, (2, 2), padding="SAME"), L("DotGeneral", **contract_h)),
+            **_img(),
+        ),
+        Arch(
+            "diagdec_dotgen_contract_h_convL",
+            serial(L("Dense", 3), L("DotGeneral", **contract_h), L(u, 2, (2,))),
+            **_img(),
+        ),
+        Arch(
+            "diagdec_dotgen_scalar_convL_diag_out",
+            serial(L("Dense", 3), L("DotGeneral", rhs=0.5), L(u, 2, (3,), padding="SAME")),
+            **_seq(5, 3),
+        ),
+        Arch(
+            "diagdec_aggregate_convL",
+            serial(L("Dense", 3), L("Aggregate"), L(u, 2, (2,), b_std=0.1)),
+            **_seq(5, 3),
+            graph="DENSE",
+        ),
+    ]
+
+
 def image_resize_archs() -> list[Arch]:
     """ImageResize, linear and nearest, up and down, with and without antialiasing.
 
@@ -1558,6 +1703,9 @@ def architectures() -> list[Arch]:
         *conv_transpose_archs(),
         *conv_local_archs(),
         *conv_local_diagonal_archs(),
+        *diagonal_spatial_archs(),
+        *dot_general_batch_archs(),
+        *diagonal_decision_archs(),
         *image_resize_archs(),
     ]
 

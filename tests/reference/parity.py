@@ -61,14 +61,15 @@ def load_reference(case: Any, ref_dir: Path) -> dict[str, np.ndarray]:
 def our_kernels(case: Any, stax: ModuleType, jit: bool = False) -> dict[str, np.ndarray]:
     """infattn's ``nngp``, ``ntk``, ``cov1`` for ``case`` (call with x64 enabled).
 
-    ``jit``: through ``jax.jit(kernel_fn, static_argnames="get")``, ``mask_constant`` traced.
+    ``jit``: through ``jax.jit(kernel_fn, static_argnames=("get", "diagonal_spatial"))``,
+    ``mask_constant`` traced.
     """
     x1, x2 = case.inputs()
     _, _, kernel_fn = case.build(stax)
     if jit:
         import jax
 
-        kernel_fn = jax.jit(kernel_fn, static_argnames="get")
+        kernel_fn = jax.jit(kernel_fn, static_argnames=("get", "diagonal_spatial"))
     out = kernel_fn(x1, x2, KERNELS, mask_constant=case.mask_constant, **case.kernel_kwargs())
     values = [getattr(out, key) for key in KERNELS] if hasattr(out, "nngp") else list(out)
     return {key: np.asarray(value) for key, value in zip(KERNELS, values, strict=True)}

@@ -11,7 +11,7 @@ import pytest
 
 from tests.reference import grid, parity
 
-ISSUE_9_LAYERS = ("convT", "convL", "conv_conv", "resize")
+ISSUE_9_LAYERS = ("convT", "convL", "conv_conv", "resize", "diagdec", "dotgen_pair", "diagsp")
 JITTED = tuple(n for n in grid.case_names() if n.startswith(ISSUE_9_LAYERS))
 """Cases also run under ``jax.jit`` (with a traced ``mask_constant``)."""
 

@@ -144,3 +144,57 @@ def test_diagonal_batch_keeps_examples_apart() -> None:
     assert not [s for s in _shapes(jaxpr) if s[:2] == (n1, n1)]
     k = kernel_fn(x1, x2, FIELDS)
     assert k.cov1.shape == (n1, length, length) and k.nngp.shape == (n1, n2, length, length)
+
+
+@pytest.mark.parametrize(
+    ("after", "diagonal"),
+    [
+        (lambda: stax.DotGeneral(), False),  # NT's requirement; NT's own kernel is NaN here
+        (lambda: stax.DotGeneral(rhs=2.0), False),
+        (lambda: stax.Relu(), False),
+        (lambda: stax.Identity(), True),
+        (lambda: stax.Aggregate(), False),
+    ],
+)
+def test_spatially_diagonal_outputs_follow_the_layer_rules(after, diagonal: bool) -> None:
+    """A network ending in ConvLocal then ``after``: diagonal outputs as neural-tangents decides."""
+    _, _, kernel_fn = stax.serial(stax.Dense(3), stax.ConvLocal(2, (2,)), after())
+    nngp = kernel_fn(X1, X2, "nngp")
+    assert nngp.shape == ((4, 2, 4) if diagonal else (4, 2, 4, 4))
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        lambda: stax.serial(
+            stax.Conv(4, (3,), padding="SAME"),
+            stax.Relu(),
+            stax.Conv(3, (2,), strides=(2,), padding="CIRCULAR", b_std=0.1),
+            stax.LayerNorm(),
+            stax.Flatten(),
+            stax.Dense(2),
+        ),
+        lambda: stax.serial(  # spatially diagonal outputs by default (neural-tangents' rule)
+            stax.Dense(3), stax.Conv(3, (2,), padding="SAME"), stax.Erf(), stax.ConvLocal(2, (3,))
+        ),
+    ],
+)
+def test_convolutions_keep_only_diagonals(net) -> None:
+    """Conv, ConvLocal and Flatten on diagonals: no (N1, N2, L, L) array, same values."""
+    length = 48
+    x1, x2 = RNG.standard_normal((3, length, 2)), RNG.standard_normal((2, length, 2))
+    _, _, kernel_fn = net()
+
+    def largest(**kw):
+        fn = lambda a, b: kernel_fn(a, b, FIELDS, **kw)  # noqa: E731
+        return max(math.prod(s) for s in _shapes(jax.make_jaxpr(fn)(x1, x2).jaxpr))
+
+    assert largest(diagonal_spatial=True) <= 3 * 3 * length * 4
+    assert largest(diagonal_spatial=False) >= 3 * 2 * length**2
+    diag = kernel_fn(x1, x2, FIELDS, diagonal_spatial=True)
+    full = kernel_fn(x1, x2, FIELDS, diagonal_spatial=False)
+    spatial = full.nngp.ndim > 2
+    for f in FIELDS:
+        lead = 1 if f.startswith("cov") else 2
+        expected = np.diagonal(getattr(full, f), 0, lead, lead + 1) if spatial else getattr(full, f)
+        np.testing.assert_allclose(getattr(diag, f), expected, rtol=1e-6, atol=1e-9)

@@ -30,6 +30,8 @@ DOT_CASES = [
     ({"rhs": RNG.standard_normal((4, 2))}, (((-2,), (0,)), ((), ()))),
     ({"rhs": RNG.standard_normal((3, 2))}, (((), ()), ((1,), (0,)))),
     ({"lhs": RNG.standard_normal(2)}, (((), ()), ((), ()))),
+    ({"rhs": RNG.standard_normal((2, 3))}, (((), ()), ((0,), (0,)))),  # one slice per example
+    ({"lhs": RNG.standard_normal((4, 2, 3))}, (((2,), (1,)), ((1,), (0,)))),
 ]
 
 
@@ -149,6 +151,19 @@ def test_unmask_fn_zeroes_padding():
         stax.unmask_fn(lambda: stax.MaskedArray(jnp.ones((2, 3)), jnp.ones((3,), bool)))()
 
 
+def test_batch_pairing_maps_each_example_by_its_slice():
+    """Each example's kernel entries are those of its own constant slice; never tiled."""
+    c = RNG.standard_normal((3, 2))
+    pair = stax.DotGeneral(rhs=c, dimension_numbers=(((), ()), ((0,), (0,))))
+    assert not parts_of(pair).pairwise
+    dense = stax.Dense(3)
+    nngp = stax.serial(dense, pair)[2](X, None, "nngp")  # (N, N, L, L, 2, 2)
+    base = dense[2](X, None, "nngp")  # (N, N, L, L)
+    np.testing.assert_allclose(nngp, np.einsum("ijab,ip,jq->ijabpq", base, c, c), rtol=1e-6)
+    with pytest.raises(ValueError, match="as many examples"):
+        pair[2](X, X[:2])
+
+
 def test_errors():
     with pytest.raises(ValueError, match="idx: Index expects integers"):
         stax.Index((slice(None), None))
@@ -166,7 +181,8 @@ def test_errors():
         stax.DotGeneral(lhs=1.0, rhs=1.0)
     for dims, axis in (
         (((((2,), (0,)), ((), ()))), "channel_axis"),
-        ((((0,), (0,)), ((), ())), "batch"),
+        ((((0,), (0,)), ((), ())), "contract the inputs' batch_axis"),
+        ((((), ()), ((2,), (0,))), "channel_axis"),
     ):
         with pytest.raises(NotImplementedError, match=axis):
             stax.DotGeneral(rhs=np.ones(3), dimension_numbers=dims)[2](X)

@@ -7,7 +7,8 @@ Run with the reference environment's python (see ``setup_env.sh``)::
 For every case of ``tests/reference/grid.py`` it writes ``OUTDIR/<case>.npz`` holding
 ``nngp``, ``ntk``, ``cov1`` (and ``cov2`` when ``x2`` is given), the inputs ``x1``
 (``x2``), the ``mask_constant`` (NaN for none), the case ``spec`` and ``nt_is_reversed``,
-plus ``OUTDIR/manifest.json`` (case names, versions, timings). Everything is float64.
+plus ``OUTDIR/manifest.json`` (case names, versions, timings) and ``OUTDIR/names.json``
+(neural-tangents' public names, ``tools/reference/names.py``). Everything is float64.
 
 neural-tangents can return a kernel whose spatial axes are stored in reverse order
 (``Kernel.is_reversed``, e.g. after an odd number of 2-D convolutions); such kernels
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(REPO))
     from tests.reference import grid  # importable in both environments
+    from tools.reference.names import write_names
 
     jax, nt, stax = import_reference()
     cases = grid.select(args.filter)
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"[{i}/{len(cases)}] {case.name} {timings[case.name]:.2f}s", flush=True)
     write_manifest(args.outdir, timings, versions)
+    write_names(args.outdir, nt)
     total = time.perf_counter() - start
     print(f"dumped {len(timings)}/{len(cases)} cases to {args.outdir} in {total:.1f}s ({versions})")
     if failures:
