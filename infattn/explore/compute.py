@@ -207,6 +207,37 @@ def compiler_options(optimized: bool = True) -> dict[str, Any]:
     return opts
 
 
+UNOPTIMIZED_SECONDS = 4.3e-9
+"""CPU seconds per parameter, input position and draw of the unoptimised Monte Carlo
+step (measured on the 2-core CPU: 0.9 s a chunk for 0.8 M parameters, 14 s for 13 M,
+inputs ``(4, 8)``, 8 draws; the optimised step is about four times faster)."""
+
+UNOPTIMIZED_BUDGET = 1.0
+"""Predicted seconds of one unoptimised chunk up to which the chunks start unoptimised:
+about what its cheaper compilation saves (1.5-3 CPU s)."""
+
+
+def starts_unoptimized(cfg: Config, x: np.ndarray) -> bool:
+    """Whether the Monte Carlo chunks of ``cfg`` on ``x`` ``(N, L, C)`` start unoptimised.
+
+    Yes when one unoptimised chunk is predicted to run within
+    :data:`UNOPTIMIZED_BUDGET` (:data:`UNOPTIMIZED_SECONDS` per parameter, position
+    and draw): small models get their first estimate sooner; large ones compile
+    the optimised step at once.
+
+    Example:
+      >>> cfg = Config()
+      >>> starts_unoptimized(cfg, make_inputs(cfg)), starts_unoptimized(cfg.replace(heads=64,
+      ...     width=256), make_inputs(cfg))
+      (True, False)
+    """
+    init_fn = model(cfg)[0]
+    params = jax.eval_shape(lambda k: init_fn(k, x.shape)[1], jax.random.PRNGKey(0))
+    n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+    seconds = UNOPTIMIZED_SECONDS * n_params * x.shape[0] * x.shape[1] * chunk_size(cfg)
+    return seconds <= UNOPTIMIZED_BUDGET
+
+
 OPTIMIZED_COMPILE_FACTOR = 3.0
 """An optimised Monte Carlo step compiles about this many times longer than an
 unoptimised one (measured: 2.6 vs 0.8 CPU s for the default model)."""
@@ -282,9 +313,10 @@ class KernelView:
 def kernel_views(cfg: Config) -> Iterator[KernelView]:
     """Analytic NNGP/NTK first, then the Monte Carlo estimate after every chunk.
 
-    Chunks start with the unoptimised step (quick to compile: the first estimate
-    comes early); after two chunks the step is compiled with optimisation if the
-    remaining chunks are worth it (:func:`worth_optimizing`).
+    Small models start with the unoptimised step (quick to compile: the first
+    estimate comes early, :func:`starts_unoptimized`); after two chunks the step is
+    compiled with optimisation if the remaining chunks are worth it
+    (:func:`worth_optimizing`).
 
     Example:
       >>> views = list(kernel_views(Config(width=8, draws=8, n_inputs=2, seq_len=3)))
@@ -298,12 +330,12 @@ def kernel_views(cfg: Config) -> Iterator[KernelView]:
     size = chunk_size(cfg)
     n_chunks = math.ceil(cfg.draws / size)
     draws: dict[str, list] = {k: [] for k in KINDS}
-    optimized, seconds = False, []
+    optimized, seconds = not starts_unoptimized(cfg, x), []
     for c in range(n_chunks):
         start = time.perf_counter()
         d = kernel_chunk(cfg, x, c, optimized)
         seconds.append(time.perf_counter() - start)
-        if c == 1:
+        if c == 1 and not optimized:
             optimized = worth_optimizing(*seconds, n_chunks - 2)
         for k in KINDS:
             draws[k].append(d[k][: min(size, cfg.draws - c * size)])

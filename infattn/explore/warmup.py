@@ -4,7 +4,7 @@ After a panel has computed a configuration, one low-priority worker thread per
 process (shared by all panels) computes the analytic kernels and the first Monte
 Carlo chunk of the configurations one control change away (:func:`neighbours`,
 the costliest first: the other dtype, the other scalings, ...). Their compiled
-programs (the analytic kernel and the unoptimised Monte Carlo step of each model,
+programs (the analytic kernel and the first Monte Carlo step of each model,
 :mod:`infattn.explore.compute`) are then in memory, and those over half a second
 on disk, when the user picks one. The worker never delays a
 user job: it starts a step only while no job runs (:meth:`WarmUp.begin` /
@@ -90,7 +90,7 @@ def warm_steps(cfg: Config) -> Iterator[None]:
         x = make_inputs(cfg)
         compute.analytic_kernels(cfg, x)
     yield
-    compute.kernel_chunk(cfg, x, 0)
+    compute.kernel_chunk(cfg, x, 0, not compute.starts_unoptimized(cfg, x))
     yield
 
 
