@@ -275,15 +275,17 @@ def kernel_chunk(
     """
     init_fn, apply_fn, _ = model(cfg)
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c)
+    size = chunk_size(cfg)
     with precision(cfg):
         d = empirical_kernel_draws(
             init_fn,
             apply_fn,
             key,
-            chunk_size(cfg),
+            size,
             x,
             None,
             KINDS,
+            chunk_size=size,  # one step for all draws, without tracing a memory estimate
             progress=False,
             compiler_options=compiler_options(optimized),
         )
