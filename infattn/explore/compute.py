@@ -15,7 +15,8 @@ import contextlib
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -131,13 +132,32 @@ def padded(x: np.ndarray, shape: tuple[int, int] = PADDED_SHAPE) -> tuple[np.nda
     return out, sentinel
 
 
+@functools.lru_cache(maxsize=64)
+def _analytic_program(spec: Layer, mask_constant: float | None) -> Callable:
+    """The compiled analytic kernels of one model structure: ``x -> {kind: (N, N) or None}``.
+
+    One ``jit`` of the whole kernel, compiled unoptimised (:func:`compiler_options`):
+    a new structure or dtype costs about 0.3 CPU s, where eager primitives cost
+    5-6 CPU s for a dtype's first kernel and a ``jit`` with optimisation 1-2 s.
+    """
+    kernel_fn = _build(spec)[2]
+    kinds = (*KINDS, *(f"{kind}_se" for kind in KINDS))
+
+    def kernels(x: jax.Array) -> dict[str, Any]:
+        k = kernel_fn(x, None, kinds, mask_constant=mask_constant)
+        return {kind: getattr(k, kind, None) for kind in kinds}
+
+    return jax.jit(kernels, compiler_options=compiler_options(optimized=False))
+
+
 def analytic_kernels(cfg: Config, x: np.ndarray) -> dict[str, tuple[np.ndarray, Any]]:
     """``{kind: (kernel, se or None)}`` of ``cfg``'s model on ``x``, ``(N, N)`` each.
 
     The standard error is the kernel's ``<kind>_se`` (Monte Carlo standard-scaling
     attention), ``None`` for closed-form models. Closed-form models compute on
-    :func:`padded` inputs (the same kernel, compiled operations reused across
-    input sizes); Monte Carlo ones on ``x`` itself (their cost grows with the size).
+    :func:`padded` inputs (the same kernel, one compiled program across input
+    sizes); Monte Carlo ones on ``x`` itself (their cost grows with the size).
+    The program is compiled once per model structure (:func:`_analytic_program`).
 
     Example:
       >>> cfg = Config(n_inputs=3, seq_len=5)
@@ -145,19 +165,17 @@ def analytic_kernels(cfg: Config, x: np.ndarray) -> dict[str, tuple[np.ndarray, 
       >>> k["ntk"][0].shape, k["ntk"][1]
       ((3, 3), None)
     """
-    kinds = (*KINDS, *(f"{kind}_se" for kind in KINDS))
-    kernel_fn = model(cfg)[2]
-    n = x.shape[0]
+    spec, n = model_spec(cfg), x.shape[0]
     if cfg.scaling == "1/sqrt(d)":
-        k = kernel_fn(x, None, kinds)
+        k = _analytic_program(spec, None)(x)
     else:
         xp, sentinel = padded(x)
-        k = kernel_fn(xp, None, kinds, mask_constant=sentinel)
+        k = _analytic_program(spec, sentinel)(xp)
     out = {}
     for kind in KINDS:
-        se = getattr(k, f"{kind}_se", None)
+        se = k[f"{kind}_se"]
         out[kind] = (
-            np.asarray(getattr(k, kind))[:n, :n],
+            np.asarray(k[kind])[:n, :n],
             None if se is None else np.asarray(se)[:n, :n],
         )
     return out
@@ -168,21 +186,87 @@ def chunk_size(cfg: Config) -> int:
     return min(cfg.draws, 4 if fast_mode() else 8)
 
 
-def compiler_options() -> dict[str, Any]:
-    """XLA options for the explorer's Monte Carlo steps (scoped to them, not global).
+def compiler_options(optimized: bool = True) -> dict[str, Any]:
+    """XLA options for the explorer's compiled programs (scoped to them, not global).
 
-    On CPU, XLA's fusion emitters are off: a step then compiles about twice as
-    fast (1.5 instead of 2.9 CPU s for the default model) and runs as fast.
+    On CPU, XLA's fusion emitters are off: a program then compiles about twice as
+    fast (1.5 instead of 2.9 CPU s for the default model's Monte Carlo step) and
+    runs as fast. Unless ``optimized``, LLVM's optimisation is off too
+    (``xla_backend_optimization_level=0``): compilation about three times faster
+    again (0.8 CPU s), runs several times slower. Other backends: no options.
 
     Example:
       >>> isinstance(compiler_options(), dict)
       True
     """
-    return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else {}
+    if jax.default_backend() != "cpu":
+        return {}
+    opts: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
+    if not optimized:
+        opts["xla_backend_optimization_level"] = 0
+    return opts
 
 
-def kernel_chunk(cfg: Config, x: np.ndarray, c: int) -> dict[str, np.ndarray]:
+UNOPTIMIZED_SECONDS = 4.3e-9
+"""CPU seconds per parameter, input position and draw of the unoptimised Monte Carlo
+step (measured on the 2-core CPU: 0.9 s a chunk for 0.8 M parameters, 14 s for 13 M,
+inputs ``(4, 8)``, 8 draws; the optimised step is about four times faster)."""
+
+UNOPTIMIZED_BUDGET = 1.0
+"""Predicted seconds of one unoptimised chunk up to which the chunks start unoptimised:
+about what its cheaper compilation saves (1.5-3 CPU s)."""
+
+
+def starts_unoptimized(cfg: Config, x: np.ndarray) -> bool:
+    """Whether the Monte Carlo chunks of ``cfg`` on ``x`` ``(N, L, C)`` start unoptimised.
+
+    Yes when one unoptimised chunk is predicted to run within
+    :data:`UNOPTIMIZED_BUDGET` (:data:`UNOPTIMIZED_SECONDS` per parameter, position
+    and draw): small models get their first estimate sooner; large ones compile
+    the optimised step at once.
+
+    Example:
+      >>> cfg = Config()
+      >>> starts_unoptimized(cfg, make_inputs(cfg)), starts_unoptimized(cfg.replace(heads=64,
+      ...     width=256), make_inputs(cfg))
+      (True, False)
+    """
+    init_fn = model(cfg)[0]
+    params = jax.eval_shape(lambda k: init_fn(k, x.shape)[1], jax.random.PRNGKey(0))
+    n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+    seconds = UNOPTIMIZED_SECONDS * n_params * x.shape[0] * x.shape[1] * chunk_size(cfg)
+    return seconds <= UNOPTIMIZED_BUDGET
+
+
+OPTIMIZED_COMPILE_FACTOR = 3.0
+"""An optimised Monte Carlo step compiles about this many times longer than an
+unoptimised one (measured: 2.6 vs 0.8 CPU s for the default model)."""
+
+
+def worth_optimizing(first: float, second: float, remaining: int) -> bool:
+    """Whether to compile the optimised Monte Carlo step for the ``remaining`` chunks.
+
+    ``first``, ``second``: seconds of the first two chunks with the unoptimised
+    step (compilation and run; run only). Yes when the remaining chunks would run
+    longer than the optimised step takes to compile
+    (:data:`OPTIMIZED_COMPILE_FACTOR` times the unoptimised compilation).
+
+    Example:
+      >>> worth_optimizing(1.0, 0.1, 6)  # 0.6 s of runs left, about 2.7 s to compile
+      False
+      >>> worth_optimizing(2.0, 1.0, 8)  # a large model: 8 s of runs left
+      True
+    """
+    return remaining * second > OPTIMIZED_COMPILE_FACTOR * max(first - second, 0.0)
+
+
+def kernel_chunk(
+    cfg: Config, x: np.ndarray, c: int, optimized: bool = False
+) -> dict[str, np.ndarray]:
     """``{kind: (chunk_size, N, N)}``: the finite-network kernels of Monte Carlo chunk ``c``.
+
+    ``optimized``: with the step compiled with optimisation (:func:`compiler_options`);
+    the draws are the same.
 
     Example:
       >>> cfg = Config(width=8, draws=4, n_inputs=2, seq_len=3)
@@ -191,17 +275,19 @@ def kernel_chunk(cfg: Config, x: np.ndarray, c: int) -> dict[str, np.ndarray]:
     """
     init_fn, apply_fn, _ = model(cfg)
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c)
+    size = chunk_size(cfg)
     with precision(cfg):
         d = empirical_kernel_draws(
             init_fn,
             apply_fn,
             key,
-            chunk_size(cfg),
+            size,
             x,
             None,
             KINDS,
+            chunk_size=size,  # one step for all draws, without tracing a memory estimate
             progress=False,
-            compiler_options=compiler_options(),
+            compiler_options=compiler_options(optimized),
         )
     return {k: np.asarray(v) for k, v in d.items()}
 
@@ -229,6 +315,11 @@ class KernelView:
 def kernel_views(cfg: Config) -> Iterator[KernelView]:
     """Analytic NNGP/NTK first, then the Monte Carlo estimate after every chunk.
 
+    Small models start with the unoptimised step (quick to compile: the first
+    estimate comes early, :func:`starts_unoptimized`); after two chunks the step is
+    compiled with optimisation if the remaining chunks are worth it
+    (:func:`worth_optimizing`).
+
     Example:
       >>> views = list(kernel_views(Config(width=8, draws=8, n_inputs=2, seq_len=3)))
       >>> views[0].mean is None, views[-1].n_draws, views[-1].distance["nngp"].n_samples
@@ -239,27 +330,34 @@ def kernel_views(cfg: Config) -> Iterator[KernelView]:
         analytic = analytic_kernels(cfg, x)
     yield KernelView(analytic, total=cfg.draws)
     size = chunk_size(cfg)
+    n_chunks = math.ceil(cfg.draws / size)
     draws: dict[str, list] = {k: [] for k in KINDS}
-    for c in range(math.ceil(cfg.draws / size)):
-        n = min(size, cfg.draws - c * size)
-        d = kernel_chunk(cfg, x, c)
+    optimized, seconds = not starts_unoptimized(cfg, x), []
+    for c in range(n_chunks):
+        start = time.perf_counter()
+        d = kernel_chunk(cfg, x, c, optimized)
+        seconds.append(time.perf_counter() - start)
+        if c == 1 and not optimized:
+            optimized = worth_optimizing(*seconds, n_chunks - 2)
         for k in KINDS:
-            draws[k].append(d[k][:n])
-        stacked = {k: np.concatenate(v) for k, v in draws.items()}
-        n_draws = len(stacked["nngp"])
-        mean = {k: v.mean(0) for k, v in stacked.items()}
-        se = {k: v.std(0, ddof=1) / math.sqrt(n_draws) for k, v in stacked.items()}
-        dist = (
-            {
-                k: limits.distance(
-                    stacked[k], *analytic[k], kind=k, n_heads=cfg.heads, width=cfg.width
-                )
-                for k in KINDS
-            }
-            if n_draws >= 3
-            else None
-        )
-        yield KernelView(analytic, n_draws, cfg.draws, mean, se, dist)
+            draws[k].append(d[k][: min(size, cfg.draws - c * size)])
+        yield _estimate_view(cfg, analytic, {k: np.concatenate(v) for k, v in draws.items()})
+
+
+def _estimate_view(cfg: Config, analytic: dict, stacked: dict[str, np.ndarray]) -> KernelView:
+    """The :class:`KernelView` of the draws ``stacked`` (``{kind: (n, N, N)}``)."""
+    n_draws = len(stacked["nngp"])
+    mean = {k: v.mean(0) for k, v in stacked.items()}
+    se = {k: v.std(0, ddof=1) / math.sqrt(n_draws) for k, v in stacked.items()}
+    dist = (
+        {
+            k: limits.distance(stacked[k], *analytic[k], kind=k, n_heads=cfg.heads, width=cfg.width)
+            for k in KINDS
+        }
+        if n_draws >= 3
+        else None
+    )
+    return KernelView(analytic, n_draws, cfg.draws, mean, se, dist)
 
 
 # ------------------------------------------------------------------ convergence panel

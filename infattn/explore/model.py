@@ -29,6 +29,11 @@ DTYPES = ("float32", "float64")
 HEADS = tuple(2**i for i in range(11))
 """Heads on the slider: 1..1024 in powers of two."""
 
+STANDARD_MC_SAMPLES = 256
+"""Logit draws of ``1/sqrt(d)`` attention's kernel: a fixed number, so the whole
+kernel compiles as one program (``mc_samples="auto"`` sizes itself from the data and
+cannot); its standard error (about 0.5% of the largest entry at the defaults) is shown."""
+
 _NONLINEARITY_LAYERS = {"relu": "Relu", "gelu": "Gelu", "erf": "Erf"}
 
 
@@ -206,8 +211,8 @@ def attention_spec(cfg: Config, heads: int | None = None, width: int | None = No
     }
     if cfg.scaling == "1/d untied":
         kwargs["tie_query_key"] = False
-    if cfg.scaling == "1/sqrt(d)":  # the panel shows its own progress
-        kwargs["progress"] = False
+    if cfg.scaling == "1/sqrt(d)":  # a fixed budget compiles once; the panel shows progress
+        kwargs.update(mc_samples=STANDARD_MC_SAMPLES, progress=False)
     if cfg.pos_emb != "NONE":
         kwargs.update(pos_emb_type=cfg.pos_emb, pos_emb_decay_fn=decay_of(cfg))
         if cfg.pos_std != 1.0:

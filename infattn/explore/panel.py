@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import ipywidgets as w
@@ -69,6 +70,10 @@ class Panel(w.VBox):
         self.canvas.footer_visible = False
         self.canvas.toolbar_visible = "fade-in-fade-out"
         self.make_axes()
+        self._layout_key: object = None
+        self._engine = self.figure.get_layout_engine()
+        if self.layout_key() is not None:  # laid out on demand (_layout), not at every draw
+            self.figure.set_layout_engine("none")
         self.header = w.HTML(
             f"<b>{html.escape(self.title)}</b> &nbsp;·&nbsp; computing on "
             f"<code>{html.escape(device_name())}</code>"
@@ -103,6 +108,14 @@ class Panel(w.VBox):
 
     def views(self, cfg: Config) -> Any:
         raise NotImplementedError
+
+    def layout_key(self) -> Hashable | None:
+        """What the figure's layout depends on (``None``: lay out at every draw).
+
+        Panels whose layout changes only with this key are laid out when it
+        changes: constrained layout costs about 0.17 of a redraw's 0.4 CPU s.
+        """
+        return None
 
     def draw(self, view: Any, cfg: Config) -> None:
         raise NotImplementedError
@@ -142,12 +155,19 @@ class Panel(w.VBox):
             if job is not self.runner.current:
                 return
             self.draw(view, cfg)
+            self._layout()
             self.canvas.draw_idle()
             frac, text = self.fraction(view)
             self.progress.value = frac
             self.status.value = f"{text} · {time.perf_counter() - started:.1f} s"
             self.error.value = ""
             self.rendered += 1
+
+    def _layout(self) -> None:
+        key = self.layout_key()
+        if key is not None and key != self._layout_key:
+            self._engine.execute(self.figure)
+            self._layout_key = key
 
     def _on_error(self, e: BaseException, details: str, job: Job) -> None:
         if job is self.runner.current:

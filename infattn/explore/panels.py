@@ -47,6 +47,16 @@ class KernelPanel(Panel):
     def views(self, cfg: Config) -> Any:
         return compute.kernel_views(cfg)
 
+    def layout_key(self) -> tuple:
+        """Per axes: title lines, image shape (its ticks)."""
+        return tuple(
+            (
+                len(ax.get_title().splitlines()),
+                tuple(im.get_array().shape for im in ax.get_images()),
+            )
+            for ax in self.figure.axes
+        )
+
     @staticmethod
     def fraction(view: compute.KernelView) -> tuple[float, str]:
         return view.n_draws / max(view.total, 1), f"{view.n_draws}/{view.total} draws"

@@ -4,9 +4,9 @@ After a panel has computed a configuration, one low-priority worker thread per
 process (shared by all panels) computes the analytic kernels and the first Monte
 Carlo chunk of the configurations one control change away (:func:`neighbours`,
 the costliest first: the other dtype, the other scalings, ...). Their compiled
-programs (JAX's per-operation ones, the logits estimator of ``1/sqrt(d)``
-attention, the Monte Carlo step of each model) are then in memory, and those
-over half a second on disk, when the user picks one. The worker never delays a
+programs (the analytic kernel and the first Monte Carlo step of each model,
+:mod:`infattn.explore.compute`) are then in memory, and those over half a second
+on disk, when the user picks one. The worker never delays a
 user job: it starts a step only while no job runs (:meth:`WarmUp.begin` /
 :meth:`WarmUp.end` bracket every job) and shares no lock with them. Off under
 ``INFATTN_WARMUP=0`` and ``INFATTN_FAST=1``. No widgets here.
@@ -90,7 +90,7 @@ def warm_steps(cfg: Config) -> Iterator[None]:
         x = make_inputs(cfg)
         compute.analytic_kernels(cfg, x)
     yield
-    compute.kernel_chunk(cfg, x, 0)
+    compute.kernel_chunk(cfg, x, 0, not compute.starts_unoptimized(cfg, x))
     yield
 
 

@@ -67,6 +67,14 @@ def test_models_are_cached_per_structure():
     assert compute.model(Config(heads=4)) is not a
 
 
+def test_unoptimised_and_optimised_monte_carlo_steps_draw_the_same_networks():
+    x = make_inputs(TINY)
+    fast, optimised = (compute.kernel_chunk(TINY, x, 1, optimized) for optimized in (False, True))
+    for kind in compute.KINDS:
+        ref = optimised[kind]
+        np.testing.assert_allclose(fast[kind], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
 def test_float64_configurations_compute_in_float64_without_changing_the_default():
     view = next(compute.kernel_views(TINY.replace(dtype="float64")))
     assert view.analytic["nngp"][0].dtype == np.float64
