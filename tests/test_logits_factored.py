@@ -123,3 +123,13 @@ def test_cost_model_prefers_factors_only_when_cheaper():
     assert factored.factored_pair_flops(16, (32, 32, 32, 32)) > factored.full_pair_flops(
         16, "SOFTMAX"
     )
+
+
+def test_replicates_agree():
+    inputs = _inputs(4, True, "low-rank", "other")
+    opts = monte_carlo.Options("SOFTMAX", 1.0, 64, 5, "antithetic", sample_chunk=4, n_replicates=4)
+    full, fact = (monte_carlo.estimate(inputs, opts._replace(factored=f)) for f in (False, True))
+    for name in ("nngp", "ntk"):
+        a, b = (np.asarray(getattr(x.replicates, name)) for x in (full, fact))
+        assert a.shape[0] == 4
+        assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a)), name
