@@ -34,6 +34,12 @@ Kernel's ``nngp_se``/``ntk_se`` over each entry's natural scale
 
     python benchmarks/standard_attention.py --layer --n 2 --length 512 --channels 8
 
+It also prints the load average, the GFLOP/s of a float32 ``2048 x 2048`` matrix product
+timed in the same run (this CPU's practical peak at that load), the estimator's path
+(``factored`` with the ranks, ``O(L^3)``, or ``V factor`` for the nngp alone) with its
+flop estimate per draw, and each run's GFLOP/s (estimate times draws over wall time,
+setup included).
+
 Timings on the shared 2-core CPU are noisy: compare numbers from the same run only.
 """
 
@@ -43,10 +49,12 @@ import argparse
 import json
 import logging
 import math
+import os
 import resource
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -171,6 +179,56 @@ class _Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` float32 ``n x n`` matrix products (this CPU's
+    practical peak at the current load)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.random.RandomState(0).standard_normal((n, n)), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(f(a))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def layer_flops_per_draw(x, ntk: bool) -> tuple[float, str]:
+    """Flop estimate of one draw (both antithetic twins) of the layer's joint
+    estimator on ``x`` (``S = V = x x^T / C``, ``T = T_v = 0``) and the path taken:
+    ``'factored'`` (``4 L^2 r`` per pair and evaluation), ``'O(L^3)'`` (24 products
+    of ``L x L`` per pair) or, for the nngp alone, ``'V factor'`` (``2 (N L)^2 r_V``)."""
+    import jax.numpy as jnp
+
+    from infattn.logits import factored
+    from infattn.logits.inputs import attention_inputs
+    from infattn.logits.sampling import sym_factor
+
+    n, l, _ = x.shape
+    k = _kernel_of(x)
+    trip = (k, bdiag(k), None)
+    if not ntk:
+        r_v = int(jnp.sum(sym_factor(k.transpose(0, 2, 1, 3).reshape(n * l, n * l))[1] > 0))
+        if r_v <= 2 * l:
+            return 2 * 2 * (n * l) ** 2 * r_v, "V factor"
+        return 2 * n * n * 4 * l**3, "O(L^3)"
+    f = factored.joint_factors(attention_inputs(trip, trip, 0 * k, 0 * k, None, None), "SOFTMAX")
+    if f is None:
+        return 2 * n * n * factored.full_pair_flops(l, "SOFTMAX"), "O(L^3)"
+    return 2 * n * n * factored.pair_flops(f), f"factored, ranks {factored.ranks(f)}"
+
+
+def _kernel_of(x):
+    import jax.numpy as jnp
+
+    n, l, c = x.shape
+    flat = x.reshape(n * l, c)
+    return jnp.asarray((flat @ flat.T / c).reshape(n, l, n, l).transpose(0, 2, 1, 3))
+
+
 def layer_run(x, mc_samples, target: float, ntk: bool) -> dict:
     """Wall time, draws and relative SEs of one ``kernel_fn`` call of the layer."""
     import jax
@@ -188,12 +246,21 @@ def layer_run(x, mc_samples, target: float, ntk: bool) -> dict:
     start = time.perf_counter()
     try:
         get = ("nngp", "ntk", "nngp_se", "ntk_se") if ntk else ("nngp", "nngp_se")
-        k = jax.block_until_ready(kernel_fn(x, get=get))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            k = jax.block_until_ready(kernel_fn(x, get=get))
     finally:
         logger.removeHandler(records)
+    records.messages += [str(w.message) for w in caught]
     wall = time.perf_counter() - start
+    draws = mc_samples
+    for message in records.messages:
+        for marker in ("after ", "cap of "):
+            if marker in message:
+                draws = int(message.split(marker)[1].split()[0])
     return {
         "mc_samples": mc_samples,
+        "draws": draws,
         "wall_s": wall,
         "driver": records.messages,
         "nngp_rel_se": natural_se(k, "nngp"),
@@ -212,15 +279,24 @@ def layer_benchmark(args) -> dict:
         f"kernel_fn of GlobalSelfAttention(SOFTMAX, linear_scaling=False), N={args.n} "
         f"L={args.length} C={args.channels}, {'nngp' if args.skip_ntk else 'nngp+ntk'}, float32"
     )
-    out = {}
+    peak = matmul_peak()
+    flops, path = layer_flops_per_draw(x, not args.skip_ntk)
+    print(
+        f"  load average {os.getloadavg()[0]:.1f}; float32 2048^2 matmul {peak:.0f} GFLOP/s; "
+        f"path {path}: {flops / 1e9:.3g} GFLOP per draw (estimate)",
+        flush=True,
+    )
+    out = {"matmul_gflops": peak, "path": path, "gflop_per_draw": flops / 1e9}
     for label, samples in (("auto", "auto"), ("fixed", fixed)):
         if label in args.layer_skip:
             continue
         r = layer_run(x, samples, args.target, not args.skip_ntk)
         ntk = r["ntk_rel_se"] or {"max": math.nan, "median": math.nan}
+        r["gflops"] = flops * r["draws"] / r["wall_s"] / 1e9
         out[label] = r
         print(
-            f"  {label:5s} mc_samples={samples!s:6s} {r['wall_s']:8.1f} s   rel SE nngp max "
+            f"  {label:5s} mc_samples={samples!s:6s} {r['draws']:6d} draws {r['wall_s']:8.1f} s "
+            f"({r['gflops']:.1f} GFLOP/s, {r['gflops'] / peak:.0%} of the matmul) rel SE nngp max "
             f"{r['nngp_rel_se']['max']:.4f} median {r['nngp_rel_se']['median']:.4f}, ntk max "
             f"{ntk['max']:.4f} median {ntk['median']:.4f}",
             flush=True,

@@ -22,6 +22,8 @@ concept per module:
 * :mod:`~infattn.logits.sampling`: exact draws of the logits, jointly over a
   batch (``G_i = A_i Z A_i^T``) or per pair of inputs (conditional factors);
 * :mod:`~infattn.logits.integrands`: each draw's nngp and NTK terms in ``O(L^3)``;
+* :mod:`~infattn.logits.factored`: the same in factored form, ``O(L^2 r)``, for
+  low-rank input kernels (the joint estimator's NTK, chosen by cost);
 * :mod:`~infattn.logits.hermite`, :mod:`~infattn.logits.closed_form`: the exact
   expectations of the elementwise mechanisms (:func:`elementwise_attention_exact`,
   ``O(L^4)`` per pair) and the Hermite parts used for variance reduction;

@@ -53,6 +53,7 @@ def choose_chunks(
     antithetic: bool,
     sample_chunk: int | None,
     input_chunk: int | None,
+    pair_flops: int | None = None,
 ) -> tuple[int, int]:
     """Draws per chunk and inputs per block.
 
@@ -62,7 +63,9 @@ def choose_chunks(
     ``temps * s * bs^2 * L^2`` elements) stay below :data:`TEMP_ELEMENTS`: the
     chunk shrinks to 16 draws before the inputs are split into blocks (of equal
     size, to avoid padding). Then a chunk shrinks (down to one draw) until it
-    costs at most about :data:`CHUNK_FLOPS`.
+    costs at most about :data:`CHUNK_FLOPS` (``pair_flops``: the cost of a pair and
+    evaluation when known, e.g. on the factored NTK path; then the logits are
+    not counted).
 
     Example:
         >>> choose_chunks(16, 16, 16, 12288, False, True, None, None)  # memory-bound
@@ -81,7 +84,8 @@ def choose_chunks(
         if input_chunk is None:
             while s > 16 and not fits(s, n):
                 s //= 2
-        s = max(1, min(s, CHUNK_FLOPS // _flops_per_draw(n1, n2, l, want_ntk, antithetic)))
+        flops = _flops_per_draw(n1, n2, l, want_ntk, antithetic, pair_flops)
+        s = max(1, min(s, CHUNK_FLOPS // flops))
     else:
         s = sample_chunk if n_samples is None else max(1, min(sample_chunk, n_samples // 2))
     if input_chunk is None:
@@ -93,12 +97,18 @@ def choose_chunks(
     return s, bs
 
 
-def _flops_per_draw(n1: int, n2: int, l: int, want_ntk: bool, antithetic: bool) -> int:
+def _flops_per_draw(
+    n1: int, n2: int, l: int, want_ntk: bool, antithetic: bool, pair_flops: int | None = None
+) -> int:
     """Rough cost of one draw: sampling the logits at full rank (``2 (N L)^3``
     for the joint factor) and ``2 L^3`` per pair and product (about 2 products
-    for the nngp, 40 with the NTK), twice with antithetic twins."""
+    for the nngp, 40 with the NTK), twice with antithetic twins; or
+    ``pair_flops`` per pair and evaluation when given."""
     n = max(n1, n2)
-    per_pair = 2 * l**3 * (40 if want_ntk else 2) * (2 if antithetic else 1)
+    twins = 2 if antithetic else 1
+    if pair_flops is not None:
+        return n1 * n2 * pair_flops * twins
+    per_pair = 2 * l**3 * (40 if want_ntk else 2) * twins
     return 2 * (n * l) ** 3 + n1 * n2 * per_pair
 
 

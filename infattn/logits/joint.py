@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from infattn.logits import factored
 from infattn.logits.chunks import (
     Accumulator,
     Estimate,
@@ -37,6 +38,7 @@ from infattn.logits.chunks import (
     replicate_means,
 )
 from infattn.logits.closed_form import hermite_closed_form
+from infattn.logits.factored import Factors
 from infattn.logits.inputs import AttentionInputs
 from infattn.logits.integrands import Features, Pairs, features, from_flat, integrand, prepare_pairs
 from infattn.logits.sampling import batch_diagonal, joint_factor, joint_logits, position_diagonal
@@ -60,6 +62,7 @@ class Prepared(NamedTuple):
     v_factor: Array | None  # (nb, bs, L, r_V) factor of V (nngp only), or None
     v_active: Array | None  # its nonzero column blocks
     use_v_factor: Array | None  # rank(V) small enough for the factor path
+    factors: Factors | None  # (nb, bs, L, r) factors for the factored NTK, or None
     closed: tuple[Array, Array | None] | None  # Hermite closed-form part (kernel layout)
 
 
@@ -68,8 +71,13 @@ def _rank_block(n: int, l: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=("plan",))
-def prepare(inputs: AttentionInputs, key: Array, plan: Plan) -> Prepared:
+def prepare(
+    inputs: AttentionInputs, key: Array, plan: Plan, factors: Factors | None = None
+) -> Prepared:
     """Factorise ``qk S`` (and a low-rank ``V``) and block the pair data.
+
+    ``factors``: those of :func:`~infattn.logits.factored.joint_factors` for the
+    factored NTK path, or ``None`` (the ``O(L^3)`` path).
 
     Example:
         >>> k = jnp.eye(2)[None, None]
@@ -109,7 +117,8 @@ def prepare(inputs: AttentionInputs, key: Array, plan: Plan) -> Prepared:
         )
     return Prepared(
         key, a, n_active, blocked, sigma, key_valid, block_i, block_j,
-        v_factor, v_active, use_v_factor, closed,
+        v_factor, v_active, use_v_factor,
+        None if factors is None else factored.blocked(factors, nb, bs), closed,
     )  # fmt: skip
 
 
@@ -191,7 +200,12 @@ def _add_block(
         y, t = integrand(left, right, pb, plan.mechanism, plan.qk2)
         return chunk_mean(y, w), None if t is None else chunk_mean(t, w)
 
-    if pb.w1 is not None:
+    if prep.factors is not None:
+        uf = prep.factors
+        u_i, u_j = (Factors(*(None if x is None else x[k] for x in uf)) for k in (i, j))
+        same = prep.block_i.shape[0] == 1
+        y, t = factored.chunk_means(left, right, u_i, u_j, pb, w, plan.mechanism, plan.qk2, same)
+    elif pb.w1 is not None:
         y, t = structured()
     else:
         t = None

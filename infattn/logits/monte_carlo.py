@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from infattn.logits import joint, pairwise
+from infattn.logits import factored, joint, pairwise
 from infattn.logits.chunks import Estimate, Plan, choose_chunks
 from infattn.logits.driver import Estimator, Outcome, Schedule, relative_standard_error, run
 from infattn.logits.inputs import AttentionInputs, StandardAttentionMC, attention_inputs
@@ -71,6 +71,7 @@ class Options(NamedTuple):
     n_replicates: int = 0
     progress: bool | None = None
     label: str = "standard-scaling attention"
+    factored: bool | None = None  # the factored NTK path: None when cheaper, or forced
 
 
 def check_samples(value: object, name: str = "n_samples") -> int | None:
@@ -221,9 +222,11 @@ def estimate(
         isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((inputs, input_replicates))
     )
     n1, n2, l, _ = inputs.s.shape
+    factors = factored.joint_factors(inputs, opts.mechanism, opts.factored)
+    pair_flops = None if factors is None else factored.pair_flops(factors)
     s_chunk, bs = choose_chunks(
         n1, n2, l, opts.n_samples, inputs.want_ntk, opts.scheme == "antithetic",
-        opts.sample_chunk, opts.input_chunk,
+        opts.sample_chunk, opts.input_chunk, pair_flops,
     )  # fmt: skip
     own_reps = opts.n_replicates if input_replicates is None else 0
     plan = Plan(opts.mechanism, opts.qk_std**2, opts.scheme, s_chunk, bs, own_reps)
@@ -231,7 +234,7 @@ def estimate(
         opts.n_samples, opts.target_rse, opts.max_samples, opts.n_replicates or DEFAULT_ROUND
     )
     key = jax.random.key(opts.seed)
-    outcomes = _run_all(inputs, plan, key, [schedule] * 3, opts, traced)
+    outcomes = _run_all(inputs, plan, key, [schedule] * 3, opts, traced, factors)
     out = _assemble(inputs, outcomes)
     if input_replicates is None:
         return out
@@ -241,7 +244,16 @@ def estimate(
         rep = rep._replace(mask1=inputs.mask1, mask2=inputs.mask2).astype(dt)
         subs = [schedule._replace(substream=(r, o.n_chunks, o.n_samples)) for o in outcomes]
         r_out = _assemble(
-            rep, _run_all(rep, plan, key, subs, opts._replace(progress=False), traced)
+            rep,
+            _run_all(
+                rep,
+                plan,
+                key,
+                subs,
+                opts._replace(progress=False),
+                traced,
+                factored.joint_factors(rep, opts.mechanism, opts.factored),
+            ),
         )
         reps.append(StandardAttentionMC(*r_out[:4], None, None, None, None))
     return out._replace(replicates=jax.tree.map(lambda *xs: jnp.stack(xs), *reps))
@@ -254,14 +266,16 @@ def _run_all(
     schedules: list[Schedule],
     opts: Options,
     traced: bool,
+    factors: factored.Factors | None = None,
 ) -> list[Outcome]:
-    """The joint run, or the two marginal runs and then the pairwise one."""
+    """The joint run (``factors``: for its factored NTK path, or ``None``), or the
+    two marginal runs and then the pairwise one."""
 
     def go(est: Estimator, schedule: Schedule, name: str) -> Outcome:
         return run(est, schedule, opts.progress, f"{opts.label} ({name})", traced)
 
     if inputs.joint:
-        return [go(_joint_estimator(inputs, key, plan), schedules[0], "kernel")]
+        return [go(_joint_estimator(inputs, key, plan, factors), schedules[0], "kernel")]
     n1, n2 = inputs.s.shape[:2]
     marginal_plan = plan._replace(bs=max(1, min(n1, n2, 64)))
     cov1 = go(
@@ -283,8 +297,10 @@ def _run_all(
     return [cov1, cov2, cross]
 
 
-def _joint_estimator(inputs: AttentionInputs, key: Array, plan: Plan) -> Estimator:
-    prep = joint.prepare(inputs, key, plan)
+def _joint_estimator(
+    inputs: AttentionInputs, key: Array, plan: Plan, factors: factored.Factors | None
+) -> Estimator:
+    prep = joint.prepare(inputs, key, plan, factors)
     n = inputs.s.shape[0]
 
     def rel_se(results: tuple) -> Array:
