@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, required=True)
     parser.add_argument("--channels", type=int, required=True)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--first-repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -40,7 +41,7 @@ def main() -> None:
 
     _, _, kernel_fn = benchmark_model(stax)
     x = make_inputs(args.n, args.length, args.channels)
-    result = time_kernel_fn(jax, kernel_fn, x, args.repeats)
+    result = time_kernel_fn(jax, kernel_fn, x, args.repeats, args.first_repeats)
     np.savez(args.out, **result.pop("outputs"))
     result["versions"] = {"neural_tangents": neural_tangents.__version__, "jax": jax.__version__}
     print(json.dumps(result))

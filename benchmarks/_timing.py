@@ -26,24 +26,38 @@ def _call(jitted: Any, x: Any) -> Any:
     return out
 
 
-def time_kernel_fn(jax: Any, kernel_fn: Any, x: np.ndarray, repeats: int) -> dict[str, Any]:
-    """First call (compile + run) and the median of ``repeats`` further calls, in seconds.
+def first_calls(jax: Any, kernel_fn: Any, x: Any, count: int) -> tuple[Any, Any, list[float]]:
+    """``count`` first calls (trace + compile + run), each after ``jax.clear_caches()``:
+    ``(jitted function, its output, seconds of each)``."""
+    firsts = []
+    for _ in range(count):
+        jax.clear_caches()
+        jitted = jax.jit(kernel_fn, static_argnames="get")
+        start = time.perf_counter()
+        out = _call(jitted, x)
+        firsts.append(time.perf_counter() - start)
+    return jitted, out, firsts
+
+
+def time_kernel_fn(
+    jax: Any, kernel_fn: Any, x: np.ndarray, repeats: int, first_repeats: int = 1
+) -> dict[str, Any]:
+    """First call (compile + run; median of ``first_repeats`` from cleared caches) and the
+    median of ``repeats`` further calls, in seconds.
 
     ``kernel_fn`` is wrapped in ``jax.jit(kernel_fn, static_argnames='get')`` and called as
     ``kernel_fn(x, None, get=('nngp', 'ntk'))``; returns the timings and the outputs.
     """
-    jitted = jax.jit(kernel_fn, static_argnames="get")
     x = jax.numpy.asarray(x)
-    start = time.perf_counter()
-    out = _call(jitted, x)
-    first = time.perf_counter() - start
+    jitted, out, firsts = first_calls(jax, kernel_fn, x, max(1, first_repeats))
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = _call(jitted, x)
         runs.append(time.perf_counter() - start)
     return {
-        "first_s": first,
+        "first_s": statistics.median(firsts),
+        "firsts_s": firsts,
         "steady_s": statistics.median(runs),
         "runs_s": runs,
         "dtype": str(np.asarray(out[0]).dtype),

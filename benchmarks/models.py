@@ -1,4 +1,5 @@
-"""The benchmark model of the shared brief (section 6), for any ``stax`` module.
+"""The benchmark models for any ``stax`` module: the shared brief's transformer (section 6)
+and the digits CNN-GAP (:func:`cnn_gap`).
 
 Importable in both environments (it imports nothing but the standard library): pass
 ``neural_tangents.stax`` or ``infattn.stax``.
@@ -54,3 +55,21 @@ def benchmark_model(
     """``(init_fn, apply_fn, kernel_fn)`` of the benchmark transformer."""
     blocks = [transformer_block(stax, width, n_heads) for _ in range(n_blocks)]
     return stax.serial(stax.Dense(width), *blocks, stax.GlobalAvgPool(), stax.Dense(1))
+
+
+RELU_STD = 2.0**0.5
+BIAS_STD = 0.05
+
+
+def cnn_gap(stax: Any, spatial_ndim: int = 2, outputs: int = 10, width: int = WIDTH) -> Any:
+    """``infattn.architectures`` ``cnn-gap``: 3 x [3x3 Conv (``W_std=sqrt 2``,
+    ``b_std=0.05``), Relu] -> GlobalAvgPool -> Dense(outputs)."""
+    conv = [
+        layer
+        for _ in range(3)
+        for layer in (
+            stax.Conv(width, (3,) * spatial_ndim, padding="SAME", W_std=RELU_STD, b_std=BIAS_STD),
+            stax.Relu(),
+        )
+    ]
+    return stax.serial(*conv, stax.GlobalAvgPool(), stax.Dense(outputs))

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.scipy.special import erf
 
 from infattn.kernel import Kernel, outer_per_position
+from infattn.stax.angles import arctan2
 from infattn.stax.diagonal import Diagonal, variances
 from infattn.stax.layer import make_layer
 
@@ -33,7 +34,7 @@ def _angle(q12: Array, q11: Array, q22: Array) -> tuple[Array, Array]:
     The angle is ``pi / 2`` when both vanish (masked or zero inputs).
     """
     root = _safe_sqrt(q11 * q22 - q12**2)
-    return jnp.where((root == 0) & (q12 == 0), math.pi / 2, jnp.arctan2(root, q12)), root
+    return jnp.where((root == 0) & (q12 == 0), math.pi / 2, arctan2(root, q12)), root
 
 
 def abrelu_rule(a: float, b: float) -> Rule:
@@ -51,7 +52,7 @@ def abrelu_rule(a: float, b: float) -> Rule:
 def erf_rule(q12, q11, q22):
     """``phi = erf``: ``(2/pi) arcsin(2 q12 / sqrt((1 + 2 q11)(1 + 2 q22)))``."""
     root = _safe_sqrt((1 + 2 * q11) * (1 + 2 * q22) - 4 * q12**2)
-    return (2 / math.pi) * jnp.arctan2(2 * q12, root), (4 / math.pi) / root
+    return (2 / math.pi) * arctan2(2 * q12, root), (4 / math.pi) / root
 
 
 def sign_rule(q12, q11, q22):
@@ -66,7 +67,7 @@ def gelu_rule(q12, q11, q22):
     prod1 = (1 + q11) * (1 + q22)
     delta2 = prod1 - q12**2
     delta = _safe_sqrt(delta2)
-    angle = jnp.arctan2(q12, delta)
+    angle = arctan2(q12, delta)
     nngp = q12 / 4 + (q12 * angle + (q12**2 + prod * delta2) / (prod1 * delta)) / (2 * math.pi)
     dot = 0.25 + angle / (2 * math.pi)
     dot = dot + q12 / (2 * math.pi * delta) * (1 / delta2 + (1 - prod) / prod1 + 1)

@@ -5,9 +5,11 @@ and for every layer whose entry for a pair ``(x, x')`` depends on that pair alon
 (all closed-form layers) the block of tiles ``(I, J)`` equals
 ``kernel_fn(x[I], x[J])``. So the batch is cut into tiles of ``t`` examples and
 only the ``T (T + 1) / 2`` tiles with ``I <= J`` are computed, one after the
-other (``lax.map``: one compiled body, a working set of a few MB that stays in
-cache), then mirrored. This halves the work for large batches and bounds the
-memory of intermediate kernels by one tile pair.
+other (``lax.fori_loop``: one compiled body, a working set of a few MB that stays
+in cache), each written with its mirror in place into the output arrays (no
+stacked tiles, no scatter: the output is written about once). This halves the
+work for large batches and bounds the memory of intermediate kernels by one tile
+pair.
 
 Monte Carlo attention samples all inputs of a batch jointly (for a positive
 semi-definite estimate), so models containing it are never tiled; nor are their
@@ -52,6 +54,34 @@ def mirror(block: Array) -> Array:
     return jnp.transpose(block, order)
 
 
+def _place(full: Array | None, block: Array | None, i: Array, j: Array, t: int) -> Array | None:
+    """``full`` with ``block`` at tile ``(i, j)`` and its mirror at ``(j, i)`` (in place)."""
+    if full is None:
+        return None
+    zeros = (0,) * (block.ndim - 2)
+    full = jax.lax.dynamic_update_slice(full, block, (i * t, j * t, *zeros))
+    return jax.lax.dynamic_update_slice(full, mirror(block), (j * t, i * t, *zeros))
+
+
+def _place_rows(full: Array | None, block: Array | None, i: Array, t: int) -> Array | None:
+    """``full`` with the per-example ``block`` ``(t, ...)`` at tile ``i``."""
+    return None if full is None else jax.lax.dynamic_update_slice_in_dim(full, block, i * t, 0)
+
+
+def _buffer(like: jax.ShapeDtypeStruct | None, lead: tuple[int, ...]) -> Array | None:
+    """Zeros of shape ``(*lead, *like.shape[len(lead):])`` (``None`` for ``None``)."""
+    if like is None:
+        return None
+    return jnp.zeros((*lead, *like.shape[len(lead) :]), like.dtype)
+
+
+def _crop(a: Array | None, n: int, axes: int) -> Array | None:
+    """The first ``n`` entries of the ``axes`` leading axes (drops the padding)."""
+    if a is None or a.shape[0] == n:
+        return a
+    return a[(slice(n),) * axes]
+
+
 def symmetric_kernel(
     rule: Callable[[Kernel], Kernel],
     to_kernel: Callable[[Array, Array], Kernel],
@@ -61,7 +91,9 @@ def symmetric_kernel(
     """``rule(to_kernel(x, x))`` assembled from upper-triangular tiles of ``t`` examples.
 
     ``x``: ``(N, *spatial, C)``; ``to_kernel(x1, x2)`` builds the input kernel of a
-    tile pair. Returns the kernel with ``cov2 = None`` as ``kernel_fn(x, None)`` does.
+    tile pair. Each tile pair is written with its mirror straight into the output
+    (one loop carrying the ``(N, N, *S)`` arrays, updated in place). Returns the
+    kernel with ``cov2 = None`` as ``kernel_fn(x, None)`` does.
 
     Example:
         >>> from infattn.stax.layer import inputs_to_kernel
@@ -74,42 +106,45 @@ def symmetric_kernel(
     n_tiles = -(-n // t)
     padded = jnp.concatenate([x, jnp.zeros((n_tiles * t - n, *x.shape[1:]), x.dtype)])
     tiles = padded.reshape(n_tiles, t, *x.shape[1:])
-    rows, cols = np.triu_indices(n_tiles)
+    rows, cols = (jnp.asarray(a) for a in np.triu_indices(n_tiles))
 
-    def body(pair):
-        i, j = pair
+    def pair(i, j):
         return rule(to_kernel(tiles[i], tiles[j]))
 
-    out = jax.lax.map(body, (jnp.asarray(rows), jnp.asarray(cols)))
-    if out.replicates is not None:
+    shape = jax.eval_shape(pair, 0, 0)
+    if shape.replicates is not None:
         raise ValueError(
             "pairwise: a layer that makes replicates (Monte Carlo) must be built with "
             "pairwise=False; tiles would sample each pair of inputs separately"
         )
-    diagonal = np.flatnonzero(rows == cols)
+    size = n_tiles * t
+    init = (
+        _buffer(shape.nngp, (size, size)),
+        _buffer(shape.ntk, (size, size)),
+        _buffer(shape.cov1, (size,)),
+        _buffer(shape.mask1, (size,)),
+    )
 
-    def assemble(blocks):
-        if blocks is None:
-            return None
-        full = jnp.zeros((n_tiles, n_tiles, *blocks.shape[1:]), blocks.dtype)
-        full = full.at[rows, cols].set(blocks)
-        full = full.at[cols, rows].set(jax.vmap(mirror)(blocks))
-        full = jnp.moveaxis(full, 2, 1).reshape(n_tiles * t, n_tiles * t, *blocks.shape[3:])
-        return full[:n, :n]
+    def body(k, carry):
+        i, j = rows[k], cols[k]
+        out = pair(i, j)
+        nngp, ntk, cov1, mask1 = carry
+        return (
+            _place(nngp, out.nngp, i, j, t),
+            _place(ntk, out.ntk, i, j, t),
+            _place_rows(cov1, out.cov1, i, t),
+            _place_rows(mask1, out.mask1, i, t),
+        )
 
-    def per_example(stacked):
-        if stacked is None:
-            return None
-        return stacked[diagonal].reshape(n_tiles * t, *stacked.shape[2:])[:n]
-
-    return out.replace(
-        nngp=assemble(out.nngp),
-        ntk=assemble(out.ntk),
-        cov1=per_example(out.cov1),
+    nngp, ntk, cov1, mask1 = jax.lax.fori_loop(0, rows.shape[0], body, init)
+    return shape.replace(
+        nngp=_crop(nngp, n, 2),
+        ntk=_crop(ntk, n, 2),
+        cov1=_crop(cov1, n, 1),
         cov2=None,
-        mask1=per_example(out.mask1),
+        mask1=_crop(mask1, n, 1),
         mask2=None,
-        shape1=(n, *out.shape1[1:]),
-        shape2=(n, *out.shape2[1:]),
+        shape1=(n, *shape.shape1[1:]),
+        shape2=(n, *shape.shape2[1:]),
         x1_is_x2=True,
     )
