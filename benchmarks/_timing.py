@@ -5,8 +5,11 @@ Imports only numpy and the standard library at module level; jax is passed in.
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,3 +67,18 @@ def time_kernel_fn(
         "backend": jax.default_backend(),
         "outputs": {key: np.asarray(value) for key, value in zip(GET, out, strict=True)},
     }
+
+
+def run_reference(cmd: list[str], out: Path, timeout: float) -> dict[str, Any]:
+    """Run ``cmd`` (a script in the reference environment) and read back its result.
+
+    The script prints a JSON line last and saves its arrays to ``out`` (``.npz``);
+    returns the JSON with the arrays under ``"outputs"``.
+    """
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference run failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    with np.load(out) as data:
+        result["outputs"] = {key: data[key] for key in data.files}
+    return result

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _timing import run_reference  # noqa: E402
 from models import cnn_gap  # noqa: E402
 
 GET = ("nngp", "ntk")
@@ -90,13 +90,7 @@ def time_nt(x_train: np.ndarray, x_test: np.ndarray, size: int, timeout: float) 
         np.savez(data, x_train=x_train, x_test=x_test)
         cmd = [str(reference_python()), __file__, "--library", "nt", "--data", str(data)]
         cmd += ["--out", str(out), "--block", str(size)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"NT run failed:\n{proc.stderr[-2000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        with np.load(out) as d:
-            result["outputs"] = {k: d[k] for k in d.files}
-    return result
+        return run_reference(cmd, out, timeout)
 
 
 def block_flops(jax: Any, kernel_fn: Any, x_train: np.ndarray, size: int) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _timing import GET, make_inputs, time_kernel_fn  # noqa: E402
+from _timing import GET, make_inputs, run_reference, time_kernel_fn  # noqa: E402
 from models import N_BLOCKS, benchmark_model  # noqa: E402
 
 DEFAULT_SIZES = "32x32x16,128x64x16"
@@ -99,13 +98,7 @@ def time_nt(
         cmd = [str(python), str(HERE / "_nt_timing.py"), "--n", str(n), "--length", str(length)]
         cmd += ["--channels", str(channels), "--repeats", str(repeats), "--out", str(out)]
         cmd += ["--first-repeats", str(first_repeats)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"NT timing failed:\n{proc.stderr[-2000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        with np.load(out) as data:
-            result["outputs"] = {key: data[key] for key in data.files}
-    return result
+        return run_reference(cmd, out, timeout)
 
 
 def max_rel_diff(ours: np.ndarray, ref: np.ndarray) -> float:
