@@ -22,7 +22,7 @@ from infattn.scale import KernelStore, compute_kernels
 from tests.scale.runner import inputs, model, slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SLOW = 0.1  # seconds each tile sleeps
+SLOW = 0.4  # seconds each tile sleeps (tiles themselves now take milliseconds)
 TOTAL = 20  # tiles of the runner's store (11 train, 5 test, tiles of 3)
 
 
