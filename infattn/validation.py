@@ -11,6 +11,7 @@ functions (samples, fits) accept any array-like, lists included.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -96,12 +97,18 @@ def check_positive(value: Any, name: str) -> float:
 
 
 def check_choice(value: Any, choices: Sequence[str], name: str) -> str:
-    """One of a fixed set of names; returns it.
+    """One of a fixed set of names; returns it. An enum member (neural-tangents'
+    ``stax.Padding.SAME``) stands for its value.
 
     Example:
         >>> check_choice("SOFTMAX", ("SOFTMAX", "IDENTITY"), "attention_mechanism")
         'SOFTMAX'
+        >>> from infattn.stax import AttentionMechanism
+        >>> check_choice(AttentionMechanism.IDENTITY, ("SOFTMAX", "IDENTITY"), "mechanism")
+        'IDENTITY'
     """
+    if isinstance(value, enum.Enum):
+        value = value.value
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value

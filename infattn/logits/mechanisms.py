@@ -9,6 +9,8 @@ mechanisms give their logit the value 0, so ``zeta(0) = 0``.
 
 from __future__ import annotations
 
+import enum
+
 import jax
 import jax.numpy as jnp
 
@@ -16,8 +18,19 @@ from infattn.validation import check_choice
 
 Array = jax.Array
 
-MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
-"""The attention mechanisms (upper case, as neural-tangents spells them)."""
+
+class AttentionMechanism(enum.Enum):
+    """The attention mechanisms (module docstring); neural-tangents'
+    ``stax.AttentionMechanism``. Layers take a member or its value."""
+
+    SOFTMAX = "SOFTMAX"
+    IDENTITY = "IDENTITY"
+    ABS = "ABS"
+    RELU = "RELU"
+
+
+MECHANISMS = tuple(m.value for m in AttentionMechanism)
+"""The attention mechanisms' values (upper case, as neural-tangents spells them)."""
 
 
 def check_mechanism(value: object, name: str = "mechanism") -> str:

@@ -5,6 +5,7 @@ written with these layers runs unchanged. Each constructor returns
 ``(init_fn, apply_fn, kernel_fn)``.
 """
 
+from infattn.logits.mechanisms import AttentionMechanism
 from infattn.stax.aggregate import Aggregate, AggregateImplementation
 from infattn.stax.attention import GlobalSelfAttention
 from infattn.stax.branching import FanInConcat, FanInProd
@@ -32,13 +33,16 @@ from infattn.stax.normalization import LayerNorm
 from infattn.stax.numerical import Elementwise, ElementwiseNumerical
 from infattn.stax.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from infattn.stax.pooling import AvgPool, Flatten, GlobalAvgPool, GlobalSumPool, SumPool
+from infattn.stax.positional import PositionalEmbedding
 from infattn.stax.resize import ImageResize
+from infattn.stax.windows import Padding
 
 __all__ = [
     "ABRelu",
     "Abs",
     "Aggregate",
     "AggregateImplementation",
+    "AttentionMechanism",
     "AvgPool",
     "Conv",
     "ConvLocal",
@@ -71,7 +75,9 @@ __all__ = [
     "LeakyRelu",
     "MaskedArray",
     "Monomial",
+    "Padding",
     "Polynomial",
+    "PositionalEmbedding",
     "Rbf",
     "RectifiedMonomial",
     "Relu",

@@ -140,9 +140,7 @@ def Aggregate(
         9.0
     """
     implementation = AggregateImplementation(
-        check_choice(
-            getattr(implementation, "value", implementation), ("DENSE", "SPARSE"), "implementation"
-        )
+        check_choice(implementation, ("DENSE", "SPARSE"), "implementation")
     )
     check_axes("Aggregate", batch_axis=batch_axis, channel_axis=channel_axis)
     if implementation is AggregateImplementation.SPARSE:

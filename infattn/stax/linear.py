@@ -321,7 +321,7 @@ def conv_setup(
     check_std(W_std, "W_std")
     check_std(b_std, "b_std", optional=True)
     filter_shape, strides = windows.check_window(filter_shape, strides, "filter_shape")
-    padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
+    padding = windows.check_padding(padding)
     parameterization = check_choice(
         parameterization.lower(), _PARAMETERIZATIONS, "parameterization"
     )

@@ -15,7 +15,7 @@ from infattn.stax import layout, windows
 from infattn.stax.diagonal import MAYBE, YES, Diagonal
 from infattn.stax.layer import make_layer
 from infattn.stax.normalization import masked_mean
-from infattn.validation import check_axes, check_choice
+from infattn.validation import check_axes
 
 
 def AvgPool(
@@ -75,7 +75,7 @@ def _scales(win: windows.Windows, spatial, average: bool, normalize_edges: bool)
 def _pool(name, window_shape, strides, padding, normalize_edges, axes):
     """AvgPool (``name == 'AvgPool'``) and SumPool: one rule, two normalisations."""
     window_shape, strides = windows.check_window(window_shape, strides, "window_shape")
-    padding = check_choice(padding.upper(), windows.PADDINGS, "padding")
+    padding = windows.check_padding(padding)
     check_axes(name, batch_axis=axes[0], channel_axis=axes[1])
     win = windows.Windows(window_shape, strides, padding)
     n_sp = len(window_shape)

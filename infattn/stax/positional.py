@@ -9,12 +9,24 @@ A positional embedding is a random (trainable) tensor ``P`` of shape
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
 
 import numpy as np
 
-EMBEDDING_TYPES = ("NONE", "SUM", "CONCAT")
+
+class PositionalEmbedding(enum.Enum):
+    """How an attention layer uses its positional embedding; neural-tangents'
+    ``stax.PositionalEmbedding``. ``NONE``: none; ``SUM``: added to the inputs of the
+    queries and keys; ``CONCAT``: concatenated to them as extra channels."""
+
+    NONE = "NONE"
+    SUM = "SUM"
+    CONCAT = "CONCAT"
+
+
+EMBEDDING_TYPES = tuple(e.value for e in PositionalEmbedding)
 
 
 @functools.lru_cache(maxsize=32)

@@ -17,15 +17,39 @@ positions of the two windows (:meth:`Windows.pooled`).
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from infattn.validation import check_choice
+
 Array = jax.Array
 
-PADDINGS = ("VALID", "SAME", "CIRCULAR")
+
+class Padding(enum.Enum):
+    """The paddings (module docstring); neural-tangents' ``stax.Padding``. Layers take a
+    member or its value, in any case (``'same'``)."""
+
+    VALID = "VALID"
+    SAME = "SAME"
+    CIRCULAR = "CIRCULAR"
+
+
+PADDINGS = tuple(p.value for p in Padding)
+
+
+def check_padding(padding: object) -> str:
+    """``padding`` as one of :data:`PADDINGS`; a ``ValueError`` naming it otherwise.
+
+    Example:
+        >>> check_padding("same"), check_padding(Padding.CIRCULAR)
+        ('SAME', 'CIRCULAR')
+    """
+    value = padding.value if isinstance(padding, Padding) else padding
+    return check_choice(value.upper() if isinstance(value, str) else value, PADDINGS, "padding")
 
 
 def _sum_taps(x: Array, axis: int, size: int, stride: int, n_out: int) -> Array:
