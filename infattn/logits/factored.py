@@ -228,8 +228,10 @@ def chunk_means(
     mechanism: str,
     qk2: float,
     same: bool = False,
-) -> tuple[Array, Array]:
-    """Chunk means of the nngp and NTK bracket of a block of pairs, ``(n1, L, n2, L)``.
+    ntk: bool = True,
+) -> tuple[Array, Array | None]:
+    """Chunk means of the nngp and NTK bracket of a block of pairs, ``(n1, L, n2, L)``
+    (``ntk=False``: the nngp alone, the NTK ``None``).
 
     ``left``/``right``: features ``(s, n, L, L)`` of the draws; ``u_left``/``u_right``:
     the factors of the two blocks of inputs; ``pairs``: their :class:`Pairs` (``s``
@@ -245,6 +247,10 @@ def chunk_means(
         >>> y.ravel().tolist(), t.ravel().tolist()
         ([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0])
     """
+    if not ntk:
+        (pv_l,) = _project(left.phi, [u_left.v])
+        pv_r = pv_l if same else _project(right.phi, [u_right.v])[0]
+        return _gram(pv_l, pv_r, w), None
     pv_l, pw_l, jac_l = _features(left, u_left, mechanism)
     pv_r, pw_r, jac_r = (pv_l, pw_l, jac_l) if same else _features(right, u_right, mechanism)
     nngp = _gram(pv_l, pv_r, w)
