@@ -221,6 +221,20 @@ def layer_flops_per_draw(x, ntk: bool) -> tuple[float, str]:
     return 2 * n * n * factored.pair_flops(f), f"factored, ranks {factored.ranks(f)}"
 
 
+def nngp_only_flops(x) -> float:
+    """Flops of one draw (both twins) of the factored path once the NTK has met its
+    target and the nngp goes on alone: ``4 L^2 r_V`` per pair and evaluation."""
+    from infattn.logits import factored
+    from infattn.logits.inputs import attention_inputs
+
+    n, l, _ = x.shape
+    k = _kernel_of(x)
+    trip = (k, bdiag(k), None)
+    f = factored.joint_factors(attention_inputs(trip, trip, 0 * k, 0 * k, None, None), "SOFTMAX")
+    r_v = 0 if f is None else factored.ranks(f)[0]
+    return 2 * n * n * 4 * l * l * r_v
+
+
 def _kernel_of(x):
     import jax.numpy as jnp
 
@@ -258,9 +272,14 @@ def layer_run(x, mc_samples, target: float, ntk: bool) -> dict:
         for marker in ("after ", "cap of "):
             if marker in message:
                 draws = int(message.split(marker)[1].split()[0])
+    ntk_draws = draws
+    for message in records.messages:
+        if "for the NTK)" in message:
+            ntk_draws = int(message.split("(")[-1].split()[0])
     return {
         "mc_samples": mc_samples,
         "draws": draws,
+        "ntk_draws": ntk_draws if ntk else 0,
         "wall_s": wall,
         "driver": records.messages,
         "nngp_rel_se": natural_se(k, "nngp"),
@@ -286,16 +305,19 @@ def layer_benchmark(args) -> dict:
         f"path {path}: {flops / 1e9:.3g} GFLOP per draw (estimate)",
         flush=True,
     )
+    nngp_flops = nngp_only_flops(x) if "factored" in path else flops
     out = {"matmul_gflops": peak, "path": path, "gflop_per_draw": flops / 1e9}
     for label, samples in (("auto", "auto"), ("fixed", fixed)):
         if label in args.layer_skip:
             continue
         r = layer_run(x, samples, args.target, not args.skip_ntk)
         ntk = r["ntk_rel_se"] or {"max": math.nan, "median": math.nan}
-        r["gflops"] = flops * r["draws"] / r["wall_s"] / 1e9
+        work = flops * r["ntk_draws"] + nngp_flops * (r["draws"] - r["ntk_draws"])
+        r["gflops"] = work / r["wall_s"] / 1e9
         out[label] = r
         print(
-            f"  {label:5s} mc_samples={samples!s:6s} {r['draws']:6d} draws {r['wall_s']:8.1f} s "
+            f"  {label:5s} mc_samples={samples!s:6s} {r['draws']:6d} draws "
+            f"({r['ntk_draws']} for the NTK) {r['wall_s']:8.1f} s "
             f"({r['gflops']:.1f} GFLOP/s, {r['gflops'] / peak:.0%} of the matmul) rel SE nngp max "
             f"{r['nngp_rel_se']['max']:.4f} median {r['nngp_rel_se']['median']:.4f}, ntk max "
             f"{ntk['max']:.4f} median {ntk['median']:.4f}",
