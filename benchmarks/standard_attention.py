@@ -28,9 +28,11 @@ With ``--layer`` it instead times the layer as a user meets it: ``kernel_fn`` of
 ``N x L x C`` inputs, ``get=("nngp", "ntk")`` (``--skip-ntk``: the nngp alone),
 once with ``--samples`` fixed draws (default ``DEFAULT_MC_SAMPLES``) and once with
 ``mc_samples="auto"`` at ``--target`` (default 1%), printing the wall time, the draws
-taken and the relative standard error reached (the driver's criterion, and the
-Kernel's ``nngp_se``/``ntk_se`` over each entry's natural scale
-``sqrt(K_aa(x, x) K_bb(x', x'))``)::
+taken (the nngp's, and in brackets the NTK's: an automatic run stops drawing the NTK
+once it meets the target) and the relative standard error reached: the driver's
+criterion, and the worst and median entries of the Kernel's ``nngp_se``/``ntk_se`` over
+each entry's natural scale ``sqrt(K_aa(x, x) K_bb(x', x'))`` (the criterion is that
+same maximum, so after an automatic stop both are at most the target)::
 
     python benchmarks/standard_attention.py --layer --n 2 --length 512 --channels 8
 
@@ -38,7 +40,7 @@ It also prints the load average, the GFLOP/s of a float32 ``2048 x 2048`` matrix
 timed in the same run (this CPU's practical peak at that load), the estimator's path
 (``factored`` with the ranks, ``O(L^3)``, or ``V factor`` for the nngp alone) with its
 flop estimate per draw, and each run's GFLOP/s (estimate times draws over wall time,
-setup included).
+setup included; nngp-only draws counted at ``4 L^2 r_V`` per pair and evaluation).
 
 Timings on the shared 2-core CPU are noisy: compare numbers from the same run only.
 """

@@ -158,9 +158,13 @@ def standard_attention_mc(
       qk_std: ``W_query_std * W_key_std``.
       n_samples: independent logit draws (each SOFTMAX draw is used with its
         antithetic twin ``-G``), an integer >= 2; or ``"auto"``: draw chunks until
-        the largest relative standard error over the entries is at most
-        ``target_rse`` (see :func:`~infattn.logits.driver.relative_standard_error`),
-        or ``max_samples`` draws are reached (then a ``RuntimeWarning``).
+        the largest relative standard error over the entries of each returned
+        kernel is at most ``target_rse`` (see
+        :func:`~infattn.logits.driver.relative_standard_error`; the SE judged is the
+        one returned, with ``n_replicates`` the replicates' spread), or
+        ``max_samples`` draws are reached (then a ``RuntimeWarning``). The NTK
+        stops drawing once it meets the target (``n_samples`` of the result is
+        the nngp's draws).
       seed: Python int. The result is a deterministic function of the inputs,
         the sample settings, ``seed`` and ``sample_chunk`` (draws are keyed by seed
         and chunk index; the input blocking does not change them).
