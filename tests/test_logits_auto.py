@@ -102,3 +102,16 @@ def test_both_paths_meet_the_target(factored):
     reps = out.replicates
     assert _rel_se(np.asarray(out.nngp), np.asarray(reps.nngp)) <= TARGET
     assert _rel_se(np.asarray(out.ntk), np.asarray(reps.ntk)) <= TARGET
+
+
+def test_nngp_alone_never_splits(caplog):
+    k = _inputs().v
+    trip = (k, jnp.diagonal(k, axis1=0, axis2=1).transpose(2, 0, 1), None)
+    opts = monte_carlo.Options(
+        "SOFTMAX", 1.5, None, 7, "antithetic", sample_chunk=4, target_rse=TARGET, progress=False
+    )
+    with caplog.at_level(logging.INFO, logger="infattn.logits.driver"):
+        out = monte_carlo.estimate(attention_inputs(trip, trip, None, None, None, None), opts)
+    (message,) = [r.getMessage() for r in caplog.records if "target met" in r.getMessage()]
+    assert "for the NTK" not in message and out.ntk is None
+    assert float(out.rel_se) <= TARGET

@@ -193,8 +193,10 @@ def run(
             bar.update(min(s, total - c * s))
             c += 1
             if not fixed and c >= _min_chunks(schedule) and c % schedule.round == 0:
-                parts = [float(x) for x in est.rel_se(est.finish(state, c, True, ntk_chunks))]
-                if est.splits and ntk_chunks is None and parts[1] <= schedule.target:
+                results = est.finish(state, c, True, ntk_chunks)
+                parts = [float(x) for x in est.rel_se(results)]
+                split = est.splits and results[1] is not None and ntk_chunks is None
+                if split and parts[1] <= schedule.target:
                     ntk_chunks = c  # the NTK is done: the nngp goes on alone
                 rel_se = max(parts)
                 bar.set_postfix_str(f"rel. SE {rel_se:.2g} (target {schedule.target:.2g})")
