@@ -23,6 +23,10 @@ Array = jax.Array
 TEMP_ELEMENTS = 2**24
 """Budget (in array elements) for the per-chunk temporaries of one block of pairs."""
 
+FACTORED_TEMPS = 8
+"""Per-block temporaries of the factored NTK path, in units of ``(bs L)^2``: its
+Gram products (the draws' features, ``(s, bs, L, r)``, are small)."""
+
 CHUNK_FLOPS = 2**32
 """Budget of floating-point operations per chunk (about 0.1 s on one CPU core), so
 that an interrupt or a stopping rule is honoured within a fraction of a second."""
@@ -60,24 +64,31 @@ def choose_chunks(
     A chunk is one batch of the batch-means standard error: by default 64 draws
     and at least ``min(n_samples, 64)`` batches (``n_samples`` ``None``: as many
     as needed). The per-chunk temporaries of one block of pairs (about
-    ``temps * s * bs^2 * L^2`` elements) stay below :data:`TEMP_ELEMENTS`: the
-    chunk shrinks to 16 draws before the inputs are split into blocks (of equal
-    size, to avoid padding). Then a chunk shrinks (down to one draw) until it
-    costs at most about :data:`CHUNK_FLOPS` (``pair_flops``: the cost of a pair and
-    evaluation when known, e.g. on the factored NTK path; then the logits are
-    not counted).
+    ``temps * s * bs^2 * L^2`` elements; on the factored NTK path, given
+    ``pair_flops``, :data:`FACTORED_TEMPS` ``(bs L)^2``) stay below
+    :data:`TEMP_ELEMENTS`: the chunk shrinks to 16 draws before the inputs are
+    split into blocks (of equal size, to avoid padding). Then a chunk shrinks
+    (down to one draw) until it costs at most about :data:`CHUNK_FLOPS`
+    (``pair_flops``: the cost of a pair and evaluation when known, e.g. on the
+    factored NTK path; then the logits are not counted).
 
     Example:
         >>> choose_chunks(16, 16, 16, 12288, False, True, None, None)  # memory-bound
         (16, 16)
         >>> choose_chunks(2, 2, 512, None, False, True, None, None)  # cost-bound
         (1, 2)
+        >>> choose_chunks(2, 2, 512, None, True, True, None, None, 4 * 512**2 * 52)  # factored
+        (9, 2)
     """
     temps = (24 if want_ntk else 6) * (2 if antithetic else 1)
     n = max(n1, n2)
 
+    def per_pair(s: int) -> int:
+        """Temporaries per pair of inputs of a block."""
+        return FACTORED_TEMPS * l * l if pair_flops is not None else temps * s * l * l
+
     def fits(s: int, bs: int) -> bool:
-        return temps * s * bs * bs * l * l <= TEMP_ELEMENTS
+        return per_pair(s) * bs * bs <= TEMP_ELEMENTS
 
     if sample_chunk is None:
         s = 64 if n_samples is None else max(1, min(64, n_samples // 64))
@@ -89,7 +100,7 @@ def choose_chunks(
     else:
         s = sample_chunk if n_samples is None else max(1, min(sample_chunk, n_samples // 2))
     if input_chunk is None:
-        bs = max(1, int(math.sqrt(TEMP_ELEMENTS / (temps * s * l * l))))
+        bs = max(1, int(math.sqrt(TEMP_ELEMENTS / per_pair(s))))
         nb = -(-n // min(n, bs))
         bs = -(-n // nb)
     else:

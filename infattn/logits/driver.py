@@ -12,10 +12,14 @@ a fraction of a second, :data:`~infattn.logits.chunks.CHUNK_FLOPS`). Under a
 Automatic sample size (``n_samples=None``): chunks are taken in rounds of ``R``
 (one per sub-stream, so the replicates stay balanced); after at least
 :data:`MIN_CHUNKS` chunks and after every round the run stops once the relative
-standard error (:func:`relative_standard_error`) is at most the target, or at
-``max_samples`` draws. Which happened is said: a ``RuntimeWarning`` when the
-cap stopped the run, an ``INFO`` record of the ``infattn.logits.driver`` logger
-when the target was met.
+standard error (:func:`relative_standard_error`) of every returned kernel is at
+most the target, or at ``max_samples`` draws. The standard error judged is the
+one returned: with replicates, their spread (:func:`reported`), which is what a
+``Kernel``'s ``nngp_se``/``ntk_se`` are. An estimator that can (``splits``) stops
+drawing the NTK once the NTK meets the target and goes on with the cheaper nngp
+alone. Which happened is said: a ``RuntimeWarning`` when the cap stopped the
+run, an ``INFO`` record of the ``infattn.logits.driver`` logger when the target
+was met.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from jax import lax
 from tqdm.auto import tqdm
 
 from infattn.logits.chunks import Estimate
+from infattn.statistics import batch_means_se
 
 Array = jax.Array
 Results = tuple[Estimate, Estimate | None]
@@ -55,17 +60,21 @@ PROGRESS_DELAY = 2.0
 class Estimator(NamedTuple):
     """One run of an estimator: its functions bound to the prepared data.
 
-    ``init() -> state``; ``step(state, c, n_samples) -> state`` adds chunk ``c``
-    of ``s_chunk`` draws (draws past ``n_samples`` are padding);
-    ``finish(state, n_chunks, replicates) -> (nngp, ntk)`` estimates;
-    ``rel_se(results) -> scalar`` the stopping criterion.
+    ``init() -> state``; ``step(state, c, n_samples, ntk) -> state`` adds chunk
+    ``c`` of ``s_chunk`` draws (draws past ``n_samples`` are padding; ``ntk``
+    ``False``: to the nngp only); ``finish(state, n_chunks, replicates,
+    ntk_chunks) -> (nngp, ntk)`` estimates (``ntk_chunks``: the chunks the NTK
+    took, ``None`` for all); ``rel_se(results) -> (2,)`` the stopping criterion of
+    the nngp and of the NTK (0 without); ``splits``: whether ``step`` honours
+    ``ntk=False``.
     """
 
     init: Callable[[], Any]
-    step: Callable[[Any, Any, Any], Any]
-    finish: Callable[[Any, Any, bool], Results]
+    step: Callable[[Any, Any, Any, bool], Any]
+    finish: Callable[[Any, Any, bool, Any], Results]
     rel_se: Callable[[Results], Array]
     s_chunk: int
+    splits: bool = False
 
 
 class Schedule(NamedTuple):
@@ -94,6 +103,23 @@ class Outcome(NamedTuple):
     n_samples: Any
     rel_se: Any
     converged: Any
+    ntk_samples: Any = None
+
+
+def reported(est: Estimate) -> Estimate:
+    """``est`` with the standard error its caller reports: with sub-stream
+    estimates ``reps`` (``(R, *shape)``), their batch-means SE
+    ``std(reps, ddof=1) / sqrt(R)`` (a ``Kernel``'s ``nngp_se``/``ntk_se``), else
+    ``est.se`` unchanged.
+
+    Example:
+        >>> est = Estimate(jnp.full((1,), 2.0), jnp.zeros(1), jnp.array([[1.0], [3.0]]))
+        >>> reported(est).se.tolist()
+        [1.0]
+    """
+    if est.reps is None:
+        return est
+    return est._replace(se=batch_means_se(est.reps))
 
 
 @functools.partial(jax.jit, static_argnames=("batch_ndim",))
@@ -149,7 +175,7 @@ def run(
     fixed = schedule.n_samples is not None
     total = schedule.n_samples if fixed else _max_chunks(schedule, s) * s
     n_chunks = -(-total // s)
-    state = jax.block_until_ready(est.step(est.init(), 0, total))  # compiles the step
+    state = jax.block_until_ready(est.step(est.init(), 0, total, True))  # compiles the step
     bar = tqdm(
         total=total,
         initial=min(s, total),
@@ -159,36 +185,53 @@ def run(
         disable=progress is False,
         leave=False,
     )
-    rel_se, converged, c = math.nan, fixed, 1
+    rel_se, converged, c, ntk_chunks = math.nan, fixed, 1, None
     with bar:
         while c < n_chunks:
-            state = est.step(state, c, total)
+            state = est.step(state, c, total, ntk_chunks is None)
             jax.block_until_ready(state)  # a KeyboardInterrupt surfaces here, between chunks
             bar.update(min(s, total - c * s))
             c += 1
             if not fixed and c >= _min_chunks(schedule) and c % schedule.round == 0:
-                rel_se = float(est.rel_se(est.finish(state, c, False)))
+                results = est.finish(state, c, True, ntk_chunks)
+                parts = [float(x) for x in est.rel_se(results)]
+                split = est.splits and results[1] is not None and ntk_chunks is None
+                if split and parts[1] <= schedule.target:
+                    ntk_chunks = c  # the NTK is done: the nngp goes on alone
+                rel_se = max(parts)
                 bar.set_postfix_str(f"rel. SE {rel_se:.2g} (target {schedule.target:.2g})")
                 if rel_se <= schedule.target:
                     converged = True
                     break
-    results = est.finish(state, c, True)
+    results = est.finish(state, c, True, ntk_chunks)
     if fixed:
-        rel_se = float(est.rel_se(results))
-    elif converged:
+        rel_se = float(jnp.max(est.rel_se(results)))
+    ntk_draws = min((ntk_chunks or c) * s, total)
+    _say(label, schedule, converged and not fixed, rel_se, min(c * s, total), ntk_draws)
+    return Outcome(results, c, min(c * s, total), rel_se, converged, ntk_draws)
+
+
+def _say(
+    label: str, schedule: Schedule, met: bool, rel_se: float, draws: int, ntk_draws: int
+) -> None:
+    """The ``INFO`` record of a met target, or the ``RuntimeWarning`` of the cap
+    (nothing for a fixed run: ``schedule.n_samples`` given)."""
+    if schedule.n_samples is not None:
+        return
+    ntk = f" ({ntk_draws} for the NTK)" if ntk_draws < draws else ""
+    if met:
         logger.info(
-            "%s: target met: relative standard error %.3g <= %.3g after %d draws",
-            label, rel_se, schedule.target, min(c * s, total),
+            "%s: target met: relative standard error %.3g <= %.3g after %d draws%s",
+            label, rel_se, schedule.target, draws, ntk,
         )  # fmt: skip
-    else:
-        warnings.warn(
-            f"{label}: stopped at the cap of {c * s} draws (max_samples) with a relative "
-            f"standard error of {rel_se:.3g}, above the target {schedule.target:.3g}; raise "
-            "the cap or the target, or pass a fixed number of samples",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return Outcome(results, c, min(c * s, total), rel_se, converged)
+        return
+    warnings.warn(
+        f"{label}: stopped at the cap of {draws} draws (max_samples) with a relative "
+        f"standard error of {rel_se:.3g}, above the target {schedule.target:.3g}; raise "
+        "the cap or the target, or pass a fixed number of samples",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _min_chunks(schedule: Schedule) -> int:
@@ -208,16 +251,16 @@ def _run_traced(est: Estimator, schedule: Schedule) -> Outcome:
     if schedule.n_samples is not None:
         n = schedule.n_samples
         n_chunks = -(-n // s)
-        state = lax.fori_loop(0, n_chunks, lambda c, st: est.step(st, c, n), state)
-        results = est.finish(state, n_chunks, True)
-        return Outcome(results, n_chunks, n, est.rel_se(results), True)
+        state = lax.fori_loop(0, n_chunks, lambda c, st: est.step(st, c, n, True), state)
+        results = est.finish(state, n_chunks, True, None)
+        return Outcome(results, n_chunks, n, jnp.max(est.rel_se(results)), True)
     max_chunks = _max_chunks(schedule, s)
     total = max_chunks * s
     first = _min_chunks(schedule)
-    state = lax.fori_loop(0, first, lambda c, st: est.step(st, c, total), state)
+    state = lax.fori_loop(0, first, lambda c, st: est.step(st, c, total, True), state)
 
     def rel_se(st: Any, c: Array) -> Array:
-        return est.rel_se(est.finish(st, c, False))
+        return jnp.max(est.rel_se(est.finish(st, c, True, None)))
 
     def more(carry: tuple) -> Array:
         _, c, r = carry
@@ -225,12 +268,12 @@ def _run_traced(est: Estimator, schedule: Schedule) -> Outcome:
 
     def one_round(carry: tuple) -> tuple:
         st, c, _ = carry
-        st = lax.fori_loop(c, c + schedule.round, lambda k, x: est.step(x, k, total), st)
+        st = lax.fori_loop(c, c + schedule.round, lambda k, x: est.step(x, k, total, True), st)
         c = c + schedule.round
         return st, c, rel_se(st, c)
 
     state, c, r = lax.while_loop(more, one_round, (state, jnp.asarray(first), rel_se(state, first)))
-    return Outcome(est.finish(state, c, True), c, c * s, r, r <= schedule.target)
+    return Outcome(est.finish(state, c, True, None), c, c * s, r, r <= schedule.target)
 
 
 def _run_substream(est: Estimator, schedule: Schedule, traced: bool) -> Outcome:
@@ -240,11 +283,11 @@ def _run_substream(est: Estimator, schedule: Schedule, traced: bool) -> Outcome:
     if traced or isinstance(n_chunks, jax.core.Tracer):
         count = (n_chunks - r + schedule.round - 1) // schedule.round
         state = lax.fori_loop(
-            0, count, lambda k, st: est.step(st, r + k * schedule.round, n_samples), state
+            0, count, lambda k, st: est.step(st, r + k * schedule.round, n_samples, True), state
         )
-        return Outcome(est.finish(state, count, False), count, None, None, True)
+        return Outcome(est.finish(state, count, False, None), count, None, None, True)
     chunks = range(r, int(n_chunks), schedule.round)
     for c in chunks:
-        state = est.step(state, c, n_samples)
+        state = est.step(state, c, n_samples, True)
         jax.block_until_ready(state)
-    return Outcome(est.finish(state, len(chunks), False), len(chunks), None, None, True)
+    return Outcome(est.finish(state, len(chunks), False, None), len(chunks), None, None, True)

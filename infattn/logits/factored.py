@@ -20,11 +20,13 @@ inputs are traced or the factored form would not be cheaper.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from infattn.logits.chunks import pad_axes
 from infattn.logits.inputs import AttentionInputs
@@ -112,10 +114,26 @@ def _eigen_factors(inputs: AttentionInputs) -> tuple[Factors, Array, Array]:
     if kv is not None:  # S and T with masked keys' rows zeroed too, like V
         valid = kv.reshape(n * l)
         mats[2:] = [jnp.where(valid[:, None] & valid[None], m, 0.0) for m in mats[2:]]
-    factors, lams = zip(*(sym_factor(m) for m in mats), strict=True)
-    rank = jnp.stack([jnp.sum(lam > 0) for lam in lams])
     same = jnp.all(mats[0] == mats[2])
+    factors, lams = zip(*_distinct_factors(*mats, same), strict=True)
+    rank = jnp.stack([jnp.sum(lam > 0) for lam in lams])
     return Factors(*(f.reshape(n, l, n * l) for f in factors)), rank, same
+
+
+def _distinct_factors(
+    v: Array, w1: Array, s: Array, t: Array, same: Array
+) -> list[tuple[Array, Array]]:
+    """:func:`sym_factor` of ``V``, ``W``, ``S``, ``T`` with one eigendecomposition
+    for the usual cases: ``S = V`` (no positional embedding), ``W = 2V``
+    (``T_v = 0``) and ``T = 0`` reuse ``V``'s or need none."""
+    fv = sym_factor(v)
+    doubled = (fv[0] * math.sqrt(2.0), 2.0 * fv[1])
+    fw = lax.cond(jnp.all(w1 == 2.0 * v), lambda: doubled, lambda: sym_factor(w1))
+    fs = lax.cond(same, lambda: fv, lambda: sym_factor(s))
+    ft = lax.cond(
+        jnp.all(t == 0), lambda: (jnp.zeros_like(t), jnp.zeros_like(t[0])), lambda: sym_factor(t)
+    )
+    return [fv, fw, fs, ft]
 
 
 def joint_factors(
@@ -228,8 +246,10 @@ def chunk_means(
     mechanism: str,
     qk2: float,
     same: bool = False,
-) -> tuple[Array, Array]:
-    """Chunk means of the nngp and NTK bracket of a block of pairs, ``(n1, L, n2, L)``.
+    ntk: bool = True,
+) -> tuple[Array, Array | None]:
+    """Chunk means of the nngp and NTK bracket of a block of pairs, ``(n1, L, n2, L)``
+    (``ntk=False``: the nngp alone, the NTK ``None``).
 
     ``left``/``right``: features ``(s, n, L, L)`` of the draws; ``u_left``/``u_right``:
     the factors of the two blocks of inputs; ``pairs``: their :class:`Pairs` (``s``
@@ -245,6 +265,10 @@ def chunk_means(
         >>> y.ravel().tolist(), t.ravel().tolist()
         ([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0])
     """
+    if not ntk:
+        (pv_l,) = _project(left.phi, [u_left.v])
+        pv_r = pv_l if same else _project(right.phi, [u_right.v])[0]
+        return _gram(pv_l, pv_r, w), None
     pv_l, pw_l, jac_l = _features(left, u_left, mechanism)
     pv_r, pw_r, jac_r = (pv_l, pw_l, jac_l) if same else _features(right, u_right, mechanism)
     nngp = _gram(pv_l, pv_r, w)

@@ -148,10 +148,13 @@ def init(prep: Prepared, plan: Plan) -> State:
     return accumulator(shape, dt, plan.n_replicates), ntk
 
 
-@functools.partial(jax.jit, static_argnames=("plan",), donate_argnames=("state",))
-def step(prep: Prepared, state: State, c: Array, n_samples: Array, plan: Plan) -> State:
+@functools.partial(jax.jit, static_argnames=("plan", "ntk"), donate_argnames=("state",))
+def step(
+    prep: Prepared, state: State, c: Array, n_samples: Array, plan: Plan, ntk: bool = True
+) -> State:
     """Add chunk ``c`` (``plan.s_chunk`` draws from ``fold_in(key, c)``; draws past
-    ``n_samples`` are padding) to ``state``.
+    ``n_samples`` are padding) to ``state``; ``ntk=False``: to the nngp only (the
+    NTK's accumulator is left as it is).
 
     Example:
         >>> k = jnp.eye(2)[None, None]
@@ -162,7 +165,7 @@ def step(prep: Prepared, state: State, c: Array, n_samples: Array, plan: Plan) -
     """
     nb, bs, l = prep.pairs.v.shape[:3]
     n = prep.a.shape[0]
-    want_ntk = prep.pairs.w1 is not None
+    want_ntk = prep.pairs.w1 is not None and ntk
     g = joint_logits(
         prep.a, prep.n_active, jax.random.fold_in(prep.key, c), plan.s_chunk, _rank_block(n, l)
     )
@@ -174,10 +177,10 @@ def step(prep: Prepared, state: State, c: Array, n_samples: Array, plan: Plan) -
     count = jnp.sum(w)
 
     def block(p: Array, state: State) -> State:
-        return _add_block(prep, state, f, w, count, c, p, plan)
+        return _add_block(prep, state, f, w, count, c, p, plan, want_ntk)
 
-    state = lax.fori_loop(0, prep.block_i.shape[0], block, state)
-    return advance(state[0], count, c), None if state[1] is None else advance(state[1], count, c)
+    nngp, ntk_acc = lax.fori_loop(0, prep.block_i.shape[0], block, state)
+    return advance(nngp, count, c), advance(ntk_acc, count, c) if want_ntk else ntk_acc
 
 
 def _add_block(
@@ -189,10 +192,13 @@ def _add_block(
     c: Array,
     p: Array,
     plan: Plan,
+    ntk: bool,
 ) -> State:
-    """Chunk means of the block pair ``p`` added to ``state``."""
+    """Chunk means of the block pair ``p`` added to ``state`` (``ntk``: the NTK's too)."""
     i, j = prep.block_i[p], prep.block_j[p]
     pb = Pairs(*(None if x is None else x[i][:, :, j] for x in prep.pairs))
+    if not ntk:
+        pb = Pairs(pb.v)
     left = Features(f.phi[:, i], None if f.psi is None else f.psi[:, i])
     right = Features(f.phi[:, j], None if f.psi is None else f.psi[:, j])
 
@@ -204,8 +210,10 @@ def _add_block(
         uf = prep.factors
         u_i, u_j = (Factors(*(None if x is None else x[k] for x in uf)) for k in (i, j))
         same = prep.block_i.shape[0] == 1
-        y, t = factored.chunk_means(left, right, u_i, u_j, pb, w, plan.mechanism, plan.qk2, same)
-    elif pb.w1 is not None:
+        y, t = factored.chunk_means(
+            left, right, u_i, u_j, pb, w, plan.mechanism, plan.qk2, same, ntk
+        )
+    elif pb.w1 is not None or prep.v_factor is None:
         y, t = structured()
     else:
         t = None
@@ -216,7 +224,7 @@ def _add_block(
         )
     index = (i, slice(None), slice(None), j)
     nngp = add_chunk(state[0], y, count, c, index)
-    return nngp, None if t is None else add_chunk(state[1], t, count, c, index)
+    return nngp, state[1] if t is None else add_chunk(state[1], t, count, c, index)
 
 
 def _factor_nngp(
@@ -240,11 +248,16 @@ def _factor_nngp(
 
 @functools.partial(jax.jit, static_argnames=("n", "replicates"))
 def finish(
-    prep: Prepared, state: State, n_chunks: Array, n: int, replicates: bool = True
+    prep: Prepared,
+    state: State,
+    n_chunks: Array,
+    n: int,
+    replicates: bool = True,
+    ntk_chunks: Array | None = None,
 ) -> tuple[Estimate, Estimate | None]:
     """The nngp and NTK :class:`~infattn.logits.chunks.Estimate` of ``n`` inputs,
-    kernel layout ``(n, n, L, L)``, after ``n_chunks`` chunks (without the
-    replicates unless ``replicates``).
+    kernel layout ``(n, n, L, L)``, after ``n_chunks`` chunks (the NTK after
+    ``ntk_chunks``, ``None``: the same; without the replicates unless ``replicates``).
 
     Example:
         >>> k = jnp.eye(2)[None, None]
@@ -256,19 +269,21 @@ def finish(
     """
     closed = (None, None) if prep.closed is None else prep.closed
 
-    def estimate(acc: Accumulator, cf: Array | None) -> Estimate:
+    def estimate(acc: Accumulator, cf: Array | None, chunks: Array) -> Estimate:
         def full(x: Array) -> Array:
             return _symmetric(_kernel_layout(x, n), cf)
 
         reps = replicate_means(acc) if replicates else None
         return Estimate(
             full(acc.moments.mean),
-            _kernel_layout(batch_se(acc, n_chunks), n),
+            _kernel_layout(batch_se(acc, chunks), n),
             None if reps is None else jax.vmap(full)(reps),
         )
 
-    nngp = estimate(state[0], closed[0])
-    return nngp, None if state[1] is None else estimate(state[1], closed[1])
+    nngp = estimate(state[0], closed[0], n_chunks)
+    if state[1] is None:
+        return nngp, None
+    return nngp, estimate(state[1], closed[1], n_chunks if ntk_chunks is None else ntk_chunks)
 
 
 def _kernel_layout(x: Array, n: int) -> Array:

@@ -12,14 +12,21 @@ draws on input replicate ``r``).
 from __future__ import annotations
 
 import functools
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from infattn.logits import factored, joint, pairwise
 from infattn.logits.chunks import Estimate, Plan, choose_chunks
-from infattn.logits.driver import Estimator, Outcome, Schedule, relative_standard_error, run
+from infattn.logits.driver import (
+    Estimator,
+    Outcome,
+    Schedule,
+    relative_standard_error,
+    reported,
+    run,
+)
 from infattn.logits.inputs import AttentionInputs, StandardAttentionMC, attention_inputs
 from infattn.logits.mechanisms import check_mechanism
 from infattn.logits.sampling import batch_diagonal, position_diagonal
@@ -151,9 +158,13 @@ def standard_attention_mc(
       qk_std: ``W_query_std * W_key_std``.
       n_samples: independent logit draws (each SOFTMAX draw is used with its
         antithetic twin ``-G``), an integer >= 2; or ``"auto"``: draw chunks until
-        the largest relative standard error over the entries is at most
-        ``target_rse`` (see :func:`~infattn.logits.driver.relative_standard_error`),
-        or ``max_samples`` draws are reached (then a ``RuntimeWarning``).
+        the largest relative standard error over the entries of each returned
+        kernel is at most ``target_rse`` (see
+        :func:`~infattn.logits.driver.relative_standard_error`; the SE judged is the
+        one returned, with ``n_replicates`` the replicates' spread), or
+        ``max_samples`` draws are reached (then a ``RuntimeWarning``). The NTK
+        stops drawing once it meets the target (``n_samples`` of the result is
+        the nngp's draws).
       seed: Python int. The result is a deterministic function of the inputs,
         the sample settings, ``seed`` and ``sample_chunk`` (draws are keyed by seed
         and chunk index; the input blocking does not change them).
@@ -304,17 +315,27 @@ def _joint_estimator(
     n = inputs.s.shape[0]
 
     def rel_se(results: tuple) -> Array:
-        out = [relative_standard_error(e, *[position_diagonal(batch_diagonal(e.mean))] * 2)
-               for e in results if e is not None]  # fmt: skip
-        return functools.reduce(jnp.maximum, out)
+        """Each kernel's SE (as returned) against its own diagonal."""
+        out = [
+            0.0 if e is None else relative_standard_error(reported(e), *[_diagonal(e)] * 2)
+            for e in results
+        ]
+        return jnp.stack([jnp.asarray(x, prep.a.dtype) for x in out])
+
+    def step(state: Any, c: Any, n_samples: Any, ntk: bool) -> Any:
+        return joint.step(prep, state, c, n_samples, plan=plan, ntk=ntk)
+
+    def finish(state: Any, c: Any, reps: bool, ntk_chunks: Any) -> tuple:
+        return joint.finish(prep, state, c, n=n, replicates=reps, ntk_chunks=ntk_chunks)
 
     return Estimator(
-        functools.partial(joint.init, prep, plan),
-        functools.partial(joint.step, prep, plan=plan),
-        lambda state, c, reps: joint.finish(prep, state, c, n=n, replicates=reps),
-        rel_se,
-        plan.s_chunk,
+        functools.partial(joint.init, prep, plan), step, finish, rel_se, plan.s_chunk, True
     )
+
+
+def _diagonal(e: Estimate) -> Array:
+    """``(N, L)``: the variances ``K_aa(x, x)`` of a joint kernel estimate."""
+    return position_diagonal(batch_diagonal(e.mean))
 
 
 def _cross_estimator(
@@ -325,13 +346,17 @@ def _cross_estimator(
 
     def rel_se(results: tuple) -> Array:
         nngp, ntk = results
-        out = relative_standard_error(nngp, var1, var2)
-        return out if ntk is None else jnp.maximum(out, relative_standard_error(ntk, None, None))
+        out = relative_standard_error(reported(nngp), var1, var2)
+        if ntk is None:
+            return jnp.stack([out, jnp.zeros_like(out)])
+        return jnp.stack([out, relative_standard_error(reported(ntk), None, None)])
 
     return Estimator(
         functools.partial(pairwise.cross_init, prep, plan),
-        functools.partial(pairwise.cross_step, prep, plan=plan),
-        lambda state, c, reps: pairwise.cross_finish(prep, state, c, n1=n1, n2=n2, replicates=reps),
+        lambda state, c, n_samples, _: pairwise.cross_step(prep, state, c, n_samples, plan=plan),
+        lambda state, c, reps, _: pairwise.cross_finish(
+            prep, state, c, n1=n1, n2=n2, replicates=reps
+        ),
         rel_se,
         plan.s_chunk,
     )
@@ -343,13 +368,14 @@ def _marginal_estimator(
     prep = pairwise.marginal_prepare(cov_s, cov_v, mask, key, plan)
 
     def rel_se(results: tuple) -> Array:
-        est = results[0]
-        return relative_standard_error(est, position_diagonal(est.mean), None, batch_ndim=1)
+        est = reported(results[0])
+        out = relative_standard_error(est, position_diagonal(est.mean), None, batch_ndim=1)
+        return jnp.stack([out, jnp.zeros_like(out)])
 
     return Estimator(
         functools.partial(pairwise.marginal_init, prep, plan),
-        functools.partial(pairwise.marginal_step, prep, plan=plan),
-        lambda state, c, reps: pairwise.marginal_finish(prep, state, c, replicates=reps),
+        lambda state, c, n_samples, _: pairwise.marginal_step(prep, state, c, n_samples, plan=plan),
+        lambda state, c, reps, _: pairwise.marginal_finish(prep, state, c, replicates=reps),
         rel_se,
         plan.s_chunk,
     )

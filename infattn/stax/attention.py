@@ -317,9 +317,11 @@ def GlobalSelfAttention(
       infinite-head kernel under standard scaling (``linear_scaling=False``)
       with SOFTMAX, ABS or RELU; results are deterministic given them (and,
       for ``"auto"``, the target and cap). ``mc_samples="auto"`` (the default)
-      draws chunks until the largest relative standard error over the kernel's
-      entries is at most ``mc_target_rse`` (1% by default) or ``mc_max_samples``
-      draws are taken: a ``RuntimeWarning`` says when the cap stopped it, an
+      draws chunks until every entry of the returned nngp and ntk has
+      ``se <= mc_target_rse * sqrt(K_aa(x, x) K_bb(x', x'))`` (1% by default;
+      ``se`` the Kernel's ``nngp_se``/``ntk_se``; ``docs/standard-scaling.md``,
+      section 7) or ``mc_max_samples`` draws are taken (the NTK stops drawing
+      once it meets the target): a ``RuntimeWarning`` says when the cap stopped it, an
       ``INFO`` record of the ``infattn.logits.driver`` logger when the target was met. An
       integer fixes the number of draws (``logits.DEFAULT_MC_SAMPLES`` is the
       former default).
