@@ -211,6 +211,13 @@ def schedule(n_max: int, limit: int, n_devices: int) -> tuple[int, int]:
     return size, math.ceil(n_max / size)
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _fold_range(key: Array, start: Array, size: int) -> Array:
+    """``fold_in(key, i)`` for ``i`` in ``start .. start + size - 1``, stacked."""
+    index = start + jnp.arange(size, dtype=jnp.uint32)
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+
+
 def device_list(device_count: int) -> list:
     """The devices draws are sharded over: ``-1`` all, ``0`` or ``1`` one, else the first ``n``.
 
@@ -233,11 +240,15 @@ def device_list(device_count: int) -> list:
 def draw_keys(key: Array, start: int, size: int, devices: list) -> Array:
     """Keys ``(size, ...)`` of draws ``start .. start + size - 1``, sharded over ``devices``.
 
+    One compiled program per chunk size, the same with 64-bit types on or off (the
+    keys are 32-bit either way), so a first ``float64`` run compiles nothing here.
+
     Example:
         >>> draw_keys(jax.random.PRNGKey(0), 4, 2, device_list(0)).shape
         (2, 2)
     """
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(start, start + size))
+    with jax.enable_x64(False):
+        keys = _fold_range(key, np.uint32(start), size)
     if len(devices) > 1:
         mesh = jax.sharding.Mesh(np.array(devices), ("draws",))
         keys = jax.device_put(

@@ -185,10 +185,10 @@ def monte_carlo_rule(
     n_samples: int | None,
     seed: int,
     n_replicates: int,
-) -> tuple[Flat, list[Flat], Any]:
-    """Standard scaling, SOFTMAX/ABS/RELU: ``(estimate, [R replicate estimates],
-    draws used)`` by :func:`infattn.logits.standard_attention_mc` (``n_samples=None``:
-    automatic, to ``cfg.mc_target_rse`` or ``cfg.mc_max_samples``)."""
+) -> tuple[Flat, Flat | None, Any]:
+    """Standard scaling, SOFTMAX/ABS/RELU: ``(estimate, R replicate estimates stacked
+    on a leading axis or None, draws used)`` by :func:`infattn.logits.standard_attention_mc`
+    (``n_samples=None``: automatic, to ``cfg.mc_target_rse`` or ``cfg.mc_max_samples``)."""
     est = logits.standard_attention_mc(
         (s.nngp, s.cov1, s.cov2),
         (v.nngp, v.cov1, v.cov2),
@@ -206,20 +206,12 @@ def monte_carlo_rule(
         progress=cfg.progress,
     )
 
-    def scaled(e, r=None):
-        """``ov_std**2 * e + b_std**2`` (replicate ``r`` if given)."""
-        return Flat(
-            *(
-                None
-                if (a := getattr(e, f)) is None
-                else affine(a if r is None else a[r], cfg.ov_std, cfg.b_std)
-                for f in Flat._fields
-            )
-        )
+    def scaled(e):
+        """``ov_std**2 * e + b_std**2``, each field."""
+        return Flat(*(affine(getattr(e, f), cfg.ov_std, cfg.b_std) for f in Flat._fields))
 
     reps = est.replicates
-    n_reps = 0 if reps is None else reps.nngp.shape[0]
-    return scaled(est), [scaled(reps, r) for r in range(n_reps)], est.n_samples
+    return scaled(est), None if reps is None else scaled(reps), est.n_samples
 
 
 def finite_head_rule(cfg: AttentionConfig, s: Flat, v: Flat, m1: Array | None, key: Array) -> Flat:
@@ -266,23 +258,35 @@ def closed_form_kernel(cfg: AttentionConfig, k: Kernel) -> Kernel:
     return _finish(cfg, k, out)
 
 
+REPLICATED = ("nngp", "ntk", "cov1", "cov2")
+"""The Kernel fields replicates carry."""
+
+
 def _estimate(
     cfg: AttentionConfig, k: Kernel, n_samples: int | None, seed: int, n_replicates: int
-) -> tuple[Kernel, list[Kernel], Any]:
-    """:func:`monte_carlo_rule` on ``k``: ``(kernel, [R replicate kernels], draws used)``."""
+) -> tuple[Kernel, dict[str, Any] | None, Any]:
+    """:func:`monte_carlo_rule` on ``k``: ``(kernel, its R replicates' fields
+    (:data:`REPLICATED`, leading axis R) or None, draws used)``; the replicates are
+    finished in one ``vmap``."""
     s, v, m1, m2 = flat_inputs(cfg, k)
     out, reps, n_used = monte_carlo_rule(cfg, s, v, m1, m2, n_samples, seed, n_replicates)
-    return _finish(cfg, k, out), [_finish(cfg, k, o) for o in reps], n_used
+    if reps is None:
+        return _finish(cfg, k, out), None, n_used
+    finished = jax.vmap(lambda o: _finish(cfg, k, o))(reps)
+    return _finish(cfg, k, out), {n: getattr(finished, n) for n in REPLICATED}, n_used
 
 
 def _replicate_seed(seed: int, r: int) -> int:
-    """The seed of replicate ``r``'s independent draws: ``(seed, r)`` folded."""
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), r)
-    return int(jax.random.randint(key, (), 0, 2**31 - 1))
+    """The seed of replicate ``r``'s independent draws: ``(seed, r)`` folded (a Python
+    int, computed at once also while a ``jit`` traces the kernel)."""
+    with jax.ensure_compile_time_eval():
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), r)
+        return int(jax.random.randint(key, (), 0, 2**31 - 1))
 
 
-def _replicate_kernels(cfg: AttentionConfig, k: Kernel, n_used: Any) -> list[Kernel]:
-    """Replicate ``r`` from input replicate ``r`` with its own ``n_used // R`` draws."""
+def _replicate_kernels(cfg: AttentionConfig, k: Kernel, n_used: Any) -> dict[str, Any]:
+    """Replicate ``r`` from input replicate ``r`` with its own ``n_used // R`` draws:
+    their fields (:data:`REPLICATED`) stacked."""
     rep = k.replicates
     n_rep = rep.nngp.shape[0]
     if cfg.mc_samples is None and isinstance(n_used, jax.core.Tracer):
@@ -301,7 +305,10 @@ def _replicate_kernels(cfg: AttentionConfig, k: Kernel, n_used: Any) -> list[Ker
             cov2=None if rep.cov2 is None else rep.cov2[r],
         )
         out.append(_estimate(cfg, k_r, n, _replicate_seed(cfg.mc_seed, r), 0)[0])
-    return out
+    return {
+        n: None if getattr(out[0], n) is None else jnp.stack([getattr(q, n) for q in out])
+        for n in REPLICATED
+    }
 
 
 def monte_carlo_kernel(cfg: AttentionConfig, k: Kernel) -> Kernel:
@@ -325,9 +332,4 @@ def monte_carlo_kernel(cfg: AttentionConfig, k: Kernel) -> Kernel:
     )
     if given:
         reps = _replicate_kernels(cfg, k, n_used)
-
-    def stacked(name):
-        return None if getattr(main, name) is None else jnp.stack([getattr(q, name) for q in reps])
-
-    replicates = main.replace(**{n: stacked(n) for n in ("nngp", "ntk", "cov1", "cov2")})
-    return main.replace(replicates=replicates)
+    return main.replace(replicates=main.replace(**reps))

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from infattn.kernel import Kernel
 from infattn.statistics import batch_means_se
@@ -59,53 +60,70 @@ def has_replicates(k: Any) -> bool:
     return k.replicates is not None
 
 
+_FIELDS = ("nngp", "ntk", "cov1", "cov2")
+"""The Kernel arrays that replicates carry (masks, shapes and flags are the parent's)."""
+
+
 def _stacked_axes(k: Kernel) -> Kernel:
-    """``vmap`` axes of a replicate Kernel: arrays stacked on axis 0, masks shared."""
+    """``vmap`` axes of a stacked Kernel: arrays stacked on axis 0, masks shared."""
     return k.replace(nngp=0, ntk=0, cov1=0, cov2=0, mask1=None, mask2=None)
 
 
-def _replicate_inputs(k: Any) -> tuple[Any, Any]:
-    """Replicate kernels of ``k`` and their ``vmap`` axes; a Kernel without them broadcasts."""
+def _stack(k: Any) -> tuple[Any, Any]:
+    """``k`` and its ``R`` replicates stacked (``(1 + R, ...)``, ``k`` first) and their
+    ``vmap`` axes; a Kernel without replicates broadcasts (axes ``None``)."""
     if isinstance(k, list):
-        pairs = [_replicate_inputs(ki) for ki in k]
+        pairs = [_stack(ki) for ki in k]
         return [p[0] for p in pairs], [p[1] for p in pairs]
     if k.replicates is None:
         return strip(k), None
-    reps = k.replicates.replace(mask1=k.mask1, mask2=k.mask2, replicates=None)
-    return reps, _stacked_axes(reps)
+    reps = k.replicates
+    stacked = strip(k).replace(
+        **{
+            f: None
+            if (a := getattr(k, f)) is None
+            else jnp.concatenate([a[None], getattr(reps, f)])
+            for f in _FIELDS
+        }
+    )
+    return stacked, _stacked_axes(stacked)
 
 
-def _attach(out: Any, reps: Any) -> Any:
-    """``out`` with ``reps`` as its replicates (sharing ``out``'s masks)."""
+def _unstack(out: Any) -> Any:
+    """The inverse of :func:`_stack` on a rule's output: entry 0 with the rest as its
+    replicates (sharing its masks)."""
     if isinstance(out, list):
-        return [_attach(o, r) for o, r in zip(out, reps, strict=True)]
-    return out.replace(replicates=reps.replace(mask1=out.mask1, mask2=out.mask2))
+        return [_unstack(o) for o in out]
+    main = jax.tree_util.tree_map(lambda a: a[0], out)
+    rest = {f: None if (a := getattr(out, f)) is None else a[1:] for f in _FIELDS}
+    return main.replace(replicates=main.replace(**rest))
 
 
 def with_replicates(rule: Rule) -> Rule:
-    """A kernel rule applied to a Kernel and, mapped, to each of its replicates.
+    """A kernel rule applied to a Kernel and to each of its replicates, in one ``vmap``.
 
     ``rule`` takes and returns a Kernel (or a list of them) and never sees
     replicates. When some input carries replicates, ``rule`` is ``vmap``-ed over
-    them (an input without replicates broadcasts: its value is the same in every
-    replicate) and the results become the output's replicates.
+    the kernel stacked with its replicates (an input without replicates
+    broadcasts: its value is the same in every replicate): the rule is traced
+    and compiled once, not once for the kernel and again for the replicates.
 
     Example:
         >>> import jax.numpy as jnp
         >>> double = with_replicates(lambda k: k.replace(nngp=2 * k.nngp))
         >>> k = Kernel(nngp=jnp.ones((1, 1)), ntk=None, cov1=jnp.ones((1,)), cov2=None)
         >>> reps = k.replace(nngp=jnp.arange(3.0).reshape(3, 1, 1), cov1=jnp.ones((3, 1)))
-        >>> double(k.replace(replicates=reps)).replicates.nngp.ravel().tolist()
-        [0.0, 2.0, 4.0]
+        >>> out = double(k.replace(replicates=reps))
+        >>> out.nngp.tolist(), out.replicates.nngp.ravel().tolist()
+        ([[2.0]], [0.0, 2.0, 4.0])
     """
 
     @functools.wraps(rule)
     def wrapped(k: Any) -> Any:
-        out = rule(strip(k))
         if not has_replicates(k):
-            return out
-        reps, axes = _replicate_inputs(k)
-        return _attach(out, jax.vmap(rule, in_axes=(axes,))(reps))
+            return rule(strip(k))
+        stacked, axes = _stack(k)
+        return _unstack(jax.vmap(rule, in_axes=(axes,))(stacked))
 
     return wrapped
 

@@ -8,6 +8,7 @@ deviation of the 20 estimates divided by the mean reported SE, median within
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -60,3 +61,13 @@ def test_spread_over_seeds_matches_reported_standard_errors(model):
         assert np.all(ses > 0), kind
         ratio = np.median(estimates.std(0, ddof=1) / ses.mean(0))
         assert 0.8 <= ratio <= 1.25, f"{model.__name__} {kind}: spread / SE = {ratio:.3f}"
+
+
+def test_two_layers_under_jit_match_eager():
+    """The second layer's replicate seeds are Python ints also while ``jit`` traces."""
+    kernel_fn = two_layers(0)[2]
+    get = ("nngp", "ntk", "nngp_se", "ntk_se")
+    eager = kernel_fn(X, None, get)
+    jitted = jax.jit(lambda x: kernel_fn(x, None, get))(X)
+    for a, b in zip(eager, jitted, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
