@@ -274,7 +274,8 @@ def _tiled_kernel(
         return None
     check_finite(x1, "x1", mask_constant)
     check_finite(x2, "x2", mask_constant)
-    return tiling.rectangular_kernel(rule, to_kernel, x1, x2, sizes)
+    k = tiling.rectangular_kernel(rule, to_kernel, x1, x2, sizes)
+    return k.replace(x1_is_x2=_same_inputs(x1, x2))
 
 
 def _identity(k: Kernel) -> Kernel:

@@ -62,6 +62,7 @@ def test_rectangular_tiles_equal_the_untiled_kernel(masked: bool) -> None:
     whole = untiled(kernel_fn, x1, x2, get, **kw)
     jitted = jax.jit(kernel_fn, static_argnames=("get", "mask_constant"))(x1, x2, get=get, **kw)
     assert tiled.nngp.shape == (70, 100, L, L) and tiled.cov2.shape == (100, L, L)
+    assert kernel_fn(x2, x2).x1_is_x2 and not kernel_fn(x1, x2).x1_is_x2  # NT's flag
     for name, a, b, c in zip(get, tiled, whole, jitted, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, err_msg=name)
         np.testing.assert_allclose(c, b, rtol=1e-7, atol=1e-9, err_msg=f"jit {name}")
