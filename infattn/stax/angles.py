@@ -51,9 +51,10 @@ def arctan2(y: Array, x: Array) -> Array:
     """
     a, b = jnp.abs(x), jnp.abs(y)
     lo, hi = jnp.minimum(b, a), jnp.maximum(b, a)
-    t = lo / jnp.where(hi == 0, 1, hi)  # in [0, 1]
-    big = t > _TAN_PI_8
-    u = jnp.where(big, (t - 1) / (t + 1), t)  # |u| <= tan(pi / 8)
+    big = lo > _TAN_PI_8 * hi  # t = lo / hi in (tan(pi / 8), 1]
+    # u = t, or (t - 1) / (t + 1) = (lo - hi) / (lo + hi) when big: one division
+    num, den = jnp.where(big, lo - hi, lo), jnp.where(big, lo + hi, hi)
+    u = num / jnp.where(den == 0, 1, den)  # |u| <= tan(pi / 8)
     z = u * u
     coefs = _coefficients(_degree(z.dtype))
     poly = jnp.full_like(z, coefs[0])

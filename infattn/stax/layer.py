@@ -252,13 +252,30 @@ def _kernel_of(
         )
         k = k if parts.positionwise else rule(k)
         return _select(with_standard_errors(k), names)
-    if x2 is None and parts.pairwise and not call_kwargs.active():
-        check_finite(x1, "x1", mask_constant)
-        t = tiling.tile_size(x1.shape[0], math.prod(x1.shape[1:-1]))
-        if t is not None:
-            tiles_to_kernel = functools.partial(to_kernel, axes=axes)
-            return _select(tiling.symmetric_kernel(rule, tiles_to_kernel, x1, t), names)
+    if parts.pairwise and not call_kwargs.active():
+        tiled = _tiled_kernel(rule, functools.partial(to_kernel, axes=axes), x1, x2, mask_constant)
+        if tiled is not None:
+            return _select(tiled, names)
     return _select(with_standard_errors(rule(to_kernel(x1, x2, axes))), names)
+
+
+def _tiled_kernel(
+    rule: Callable, to_kernel: Callable, x1: Any, x2: Any, mask_constant: Any
+) -> Kernel | None:
+    """``rule`` on the inputs' kernel from tiles (:mod:`tiling`), or ``None`` when the
+    inputs are too small to tile (or ``x2``'s example shape differs from ``x1``'s)."""
+    positions = math.prod(x1.shape[1:-1])
+    if x2 is None:
+        check_finite(x1, "x1", mask_constant)
+        t = tiling.tile_size(x1.shape[0], positions)
+        return None if t is None else tiling.symmetric_kernel(rule, to_kernel, x1, t)
+    sizes = tiling.tile_sizes(x1.shape[0], x2.shape[0], positions)
+    if sizes is None or x2.shape[1:] != x1.shape[1:]:
+        return None
+    check_finite(x1, "x1", mask_constant)
+    check_finite(x2, "x2", mask_constant)
+    k = tiling.rectangular_kernel(rule, to_kernel, x1, x2, sizes)
+    return k.replace(x1_is_x2=_same_inputs(x1, x2))
 
 
 def _identity(k: Kernel) -> Kernel:

@@ -11,6 +11,12 @@ stacked tiles, no scatter: the output is written about once). This halves the
 work for large batches and bounds the memory of intermediate kernels by one tile
 pair.
 
+With two inputs ``x1 != x2`` the same holds for every block of tiles ``(I, J)``
+of ``x1`` and ``x2``: all ``T1 x T2`` tile pairs are computed in one loop
+(:func:`rectangular_kernel`), each written into the output; the per-example
+kernels ``cov1``/``cov2`` are recomputed with each tile (``(t1 + t2) / (t1 t2)``
+extra work, about a quarter at the default tiles) and written at their rows.
+
 Monte Carlo attention samples all inputs of a batch jointly (for a positive
 semi-definite estimate), so models containing it are never tiled; nor are their
 replicates (:mod:`infattn.stax.replicates`): a layer that makes replicates must be
@@ -39,6 +45,25 @@ def tile_size(n: int, positions: int) -> int | None:
     t = 2 ** int(math.log2(max(1.0, math.sqrt(TILE_ENTRIES) / positions)))
     t = max(t, 4)
     return t if n >= 3 * t else None
+
+
+def tile_sizes(n1: int, n2: int, positions: int) -> tuple[int, int] | None:
+    """Examples per tile of ``x1`` and of ``x2`` for ``kernel_fn(x1, x2)``, or ``None``
+    when there would be fewer than four tile pairs.
+
+    Each side is cut into as few tiles of at most :func:`tile_size`'s ``t`` as
+    possible, of equal sizes (little padding).
+
+    Example:
+        >>> tile_sizes(25, 200, 64), tile_sizes(4, 4, 64)
+        ((7, 8), None)
+    """
+    t = 2 ** int(math.log2(max(1.0, math.sqrt(TILE_ENTRIES) / positions)))
+    t = max(t, 4)
+    counts = (-(-n1 // t), -(-n2 // t))
+    if counts[0] * counts[1] < 4:
+        return None
+    return -(-n1 // counts[0]), -(-n2 // counts[1])
 
 
 def mirror(block: Array) -> Array:
@@ -75,11 +100,29 @@ def _buffer(like: jax.ShapeDtypeStruct | None, lead: tuple[int, ...]) -> Array |
     return jnp.zeros((*lead, *like.shape[len(lead) :]), like.dtype)
 
 
-def _crop(a: Array | None, n: int, axes: int) -> Array | None:
-    """The first ``n`` entries of the ``axes`` leading axes (drops the padding)."""
-    if a is None or a.shape[0] == n:
+def _crop(a: Array | None, sizes: tuple[int, ...]) -> Array | None:
+    """The first ``sizes[d]`` entries of each leading axis ``d`` (drops the padding)."""
+    if a is None or a.shape[: len(sizes)] == sizes:
         return a
-    return a[(slice(n),) * axes]
+    return a[tuple(slice(n) for n in sizes)]
+
+
+def _tiles(x: Array, t: int) -> Array:
+    """``x`` ``(N, ...)`` zero-padded to whole tiles: ``(ceil(N / t), t, ...)``."""
+    n_tiles = -(-x.shape[0] // t)
+    padded = jnp.concatenate([x, jnp.zeros((n_tiles * t - x.shape[0], *x.shape[1:]), x.dtype)])
+    return padded.reshape(n_tiles, t, *x.shape[1:])
+
+
+def _pair_shape(pair: Callable[[int, int], Kernel]) -> Kernel:
+    """The shapes of one tile pair's kernel; refuses kernels with replicates."""
+    shape = jax.eval_shape(pair, 0, 0)
+    if shape.replicates is not None:
+        raise ValueError(
+            "pairwise: a layer that makes replicates (Monte Carlo) must be built with "
+            "pairwise=False; tiles would sample each pair of inputs separately"
+        )
+    return shape
 
 
 def symmetric_kernel(
@@ -103,21 +146,14 @@ def symmetric_kernel(
         True
     """
     n = x.shape[0]
-    n_tiles = -(-n // t)
-    padded = jnp.concatenate([x, jnp.zeros((n_tiles * t - n, *x.shape[1:]), x.dtype)])
-    tiles = padded.reshape(n_tiles, t, *x.shape[1:])
-    rows, cols = (jnp.asarray(a) for a in np.triu_indices(n_tiles))
+    tiles = _tiles(x, t)
+    rows, cols = (jnp.asarray(a) for a in np.triu_indices(tiles.shape[0]))
 
     def pair(i, j):
         return rule(to_kernel(tiles[i], tiles[j]))
 
-    shape = jax.eval_shape(pair, 0, 0)
-    if shape.replicates is not None:
-        raise ValueError(
-            "pairwise: a layer that makes replicates (Monte Carlo) must be built with "
-            "pairwise=False; tiles would sample each pair of inputs separately"
-        )
-    size = n_tiles * t
+    shape = _pair_shape(pair)
+    size = tiles.shape[0] * t
     init = (
         _buffer(shape.nngp, (size, size)),
         _buffer(shape.ntk, (size, size)),
@@ -138,13 +174,74 @@ def symmetric_kernel(
 
     nngp, ntk, cov1, mask1 = jax.lax.fori_loop(0, rows.shape[0], body, init)
     return shape.replace(
-        nngp=_crop(nngp, n, 2),
-        ntk=_crop(ntk, n, 2),
-        cov1=_crop(cov1, n, 1),
+        nngp=_crop(nngp, (n, n)),
+        ntk=_crop(ntk, (n, n)),
+        cov1=_crop(cov1, (n,)),
         cov2=None,
-        mask1=_crop(mask1, n, 1),
+        mask1=_crop(mask1, (n,)),
         mask2=None,
         shape1=(n, *shape.shape1[1:]),
         shape2=(n, *shape.shape2[1:]),
         x1_is_x2=True,
     )
+
+
+def _place_block(full: Array | None, block: Array | None, i: Array, j: Array, t: tuple):
+    """``full`` with ``block`` at tile ``(i, j)`` of sizes ``t = (t1, t2)`` (in place)."""
+    if full is None:
+        return None
+    zeros = (0,) * (block.ndim - 2)
+    return jax.lax.dynamic_update_slice(full, block, (i * t[0], j * t[1], *zeros))
+
+
+def rectangular_kernel(
+    rule: Callable[[Kernel], Kernel],
+    to_kernel: Callable[[Array, Array], Kernel],
+    x1: Array,
+    x2: Array,
+    t: tuple[int, int],
+) -> Kernel:
+    """``rule(to_kernel(x1, x2))`` assembled from all pairs of tiles of ``t = (t1, t2)``
+    examples of ``x1`` and ``x2``.
+
+    ``x1``: ``(N1, *spatial, C)``, ``x2``: ``(N2, *spatial, C)``. One loop over the
+    ``T1 x T2`` tile pairs writes each block into the ``(N1, N2, *S)`` outputs and the
+    tiles' ``cov1``/``cov2``/masks at their rows.
+
+    Example:
+        >>> from infattn.stax.layer import inputs_to_kernel
+        >>> x1, x2 = jnp.arange(24.0).reshape(6, 2, 2), jnp.ones((5, 2, 2))
+        >>> tiled = rectangular_kernel(lambda k: k, inputs_to_kernel, x1, x2, (4, 2))
+        >>> bool(jnp.allclose(tiled.nngp, inputs_to_kernel(x1, x2).nngp))
+        True
+    """
+    tiles1, tiles2 = _tiles(x1, t[0]), _tiles(x2, t[1])
+    count2 = tiles2.shape[0]
+
+    def pair(i, j):
+        return rule(to_kernel(tiles1[i], tiles2[j]))
+
+    shape = _pair_shape(pair)
+    size1, size2 = tiles1.shape[0] * t[0], count2 * t[1]
+    fields = ("nngp", "ntk", "cov1", "cov2", "mask1", "mask2")
+    leads = ((size1, size2), (size1, size2), (size1,), (size2,), (size1,), (size2,))
+    init = tuple(_buffer(getattr(shape, f), lead) for f, lead in zip(fields, leads, strict=True))
+
+    def body(k, carry):
+        i, j = k // count2, k % count2
+        out = pair(i, j)
+        nngp, ntk, cov1, cov2, mask1, mask2 = carry
+        return (
+            _place_block(nngp, out.nngp, i, j, t),
+            _place_block(ntk, out.ntk, i, j, t),
+            _place_rows(cov1, out.cov1, i, t[0]),
+            _place_rows(cov2, out.cov2, j, t[1]),
+            _place_rows(mask1, out.mask1, i, t[0]),
+            _place_rows(mask2, out.mask2, j, t[1]),
+        )
+
+    out = jax.lax.fori_loop(0, tiles1.shape[0] * count2, body, init)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    sizes = ((n1, n2), (n1, n2), (n1,), (n2,), (n1,), (n2,))
+    cropped = {f: _crop(a, n) for f, a, n in zip(fields, out, sizes, strict=True)}
+    return shape.replace(**cropped, shape1=(n1, *shape.shape1[1:]), shape2=(n2, *shape.shape2[1:]))
