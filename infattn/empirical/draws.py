@@ -199,8 +199,9 @@ def draw_params(net: Network, key: Array, input_shape: tuple[int, ...]) -> tuple
     ``init_fn`` runs with JAX's threefry generator in its original block layout
     (``jax.threefry_partitionable(False)``: one threefry block gives two 32-bit
     words, not one), which draws the parameters in about 40% less CPU time; they
-    are i.i.d. draws of the same law as under JAX's default layout, but a given ``key`` gives other values than ``init_fn(key, ...)`` called
-    directly under that default. Typed keys of other implementations
+    are i.i.d. draws of the same law as under JAX's default layout, but a given
+    ``key`` gives other values than ``init_fn(key, ...)`` called directly under
+    that default. Typed keys of other implementations
     (``jax.random.key(seed, impl="rbg")``) are used as given.
 
     Example:
