@@ -21,7 +21,9 @@ Model: the brief's benchmark transformer (``benchmarks/models.py``, width 256, 2
   parameters (``vmap_axes=0``, ``implementation=1``).
 
 For each it reports the first call (compile + run) and the median of ``--repeats``
-further calls, and the ratio NT / infattn of the steady-state times. Agreement: NT's
+further calls, and the ratio NT / infattn of the steady-state times; also the median
+CPU seconds of those calls (the process's, all threads) and their ratio, which a
+shared machine disturbs less, and the 1-minute load average after each library. Agreement: NT's
 per-draw kernels are recovered from its own generator (``n_samples=range(1, draws+1)``)
 to give NT's mean and standard errors; with infattn's (``return_se=True``) every entry
 gets ``z = (mean_infattn - mean_NT) / sqrt(se_infattn^2 + se_NT^2)`` (the draws differ,
@@ -75,16 +77,21 @@ def reference_python() -> Path:
     return Path(env) / "bin" / "python"
 
 
-def _timed(call: Any, repeats: int) -> tuple[float, float, list[float], Any]:
+def _timed(call: Any, repeats: int) -> tuple[dict[str, Any], Any]:
+    """Wall seconds of the first call and the median of ``repeats`` more, and the median
+    CPU seconds of this process (all threads) over those: on a shared machine the CPU
+    time depends less on the other processes than the wall time."""
     start = time.perf_counter()
     out = call()
     first = time.perf_counter() - start
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = call()
         runs.append(time.perf_counter() - start)
-    return first, statistics.median(runs), runs, out
+        cpu.append(time.process_time() - start_cpu)
+    timing = {"first_s": first, "steady_s": statistics.median(runs), "runs_s": runs}
+    return dict(timing, steady_cpu_s=statistics.median(cpu), load=os.getloadavg()), out
 
 
 # ------------------------------------------------------------------ neural-tangents worker
@@ -117,8 +124,7 @@ def nt_worker(args: argparse.Namespace) -> None:
                 jax.block_until_ready(out)
                 return out
 
-            first, steady, runs, _ = _timed(call, args.repeats)
-            result["timings"][name] = {"first_s": first, "steady_s": steady, "runs_s": runs}
+            result["timings"][name], _ = _timed(call, args.repeats)
         print(json.dumps(result))
         return
     # per-draw kernels from NT's own running means: X_n = n m_n - (n - 1) m_{n-1}
@@ -202,15 +208,13 @@ def time_infattn(
         jax.block_until_ready((est.nngp, est.ntk))
         return est
 
-    first, steady, runs, est = _timed(call, args.repeats)
+    timing, est = _timed(call, args.repeats)
     if keep is not None:
         for g in GET:
             keep[g] = np.asarray(est.mean(g), np.float64)
             keep[g + "_se"] = np.asarray(est.se(g), np.float64)
     return {
-        "first_s": first,
-        "steady_s": steady,
-        "runs_s": runs,
+        **timing,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
     }
@@ -269,13 +273,17 @@ def main() -> None:
     )
     print(
         f"{'config':<10}{'NT first':>10}{'NT steady':>11}{'ours first':>12}"
-        f"{'ours steady':>13}{'NT/ours':>9}"
+        f"{'ours steady':>13}{'NT/ours':>9}{'NT cpu':>9}{'ours cpu':>10}{'NT/ours':>9}"
+        f"  load (NT, ours)"
     )
     for name in names:
         a, b = nt_t[name], ours_t[name]
         print(
             f"{name:<10}{a['first_s']:>10.2f}{a['steady_s']:>11.2f}{b['first_s']:>12.2f}"
             f"{b['steady_s']:>13.2f}{a['steady_s'] / b['steady_s']:>8.1f}x"
+            f"{a['steady_cpu_s']:>9.2f}{b['steady_cpu_s']:>10.2f}"
+            f"{a['steady_cpu_s'] / b['steady_cpu_s']:>8.1f}x"
+            f"  {a['load'][0]:.1f}, {b['load'][0]:.1f}"
         )
     agree = agreement(ours_arrays, nt_arrays)
     for g, a in agree.items():

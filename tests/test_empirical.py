@@ -147,10 +147,10 @@ def test_trace_and_diagonal_axes_against_explicit_contractions() -> None:
     """Fixed parameters (init ignores its key): the estimate is the empirical kernel."""
     init0, apply_fn, _ = stax.serial(stax.Dense(3), stax.Relu(), stax.Dense(5))
     x1, x2 = _x((2, 3, 4)), _x((2, 3, 4), 1)
-    _, params = init0(jax.random.PRNGKey(0), x1.shape)
+    out_shape, params = init0(jax.random.PRNGKey(0), x1.shape)
 
     def init_fn(key: jax.Array, shape: tuple) -> tuple:
-        return init0(jax.random.PRNGKey(0), shape)
+        return out_shape, params
 
     f1, f2 = np.asarray(apply_fn(params, x1)), np.asarray(apply_fn(params, x2))
 

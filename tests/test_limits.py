@@ -192,7 +192,7 @@ def test_untied_linear_attention_collapses_to_uniform_averaging() -> None:
         )
 
     res = uniform_collapse(
-        x, [8, 32, 128, 512], key=KEY, n_samples=48, qk_std=2.0, factory=factory, vmap_axes=0
+        x, [8, 32, 128, 512], key=KEY, n_samples=96, qk_std=2.0, factory=factory, vmap_axes=0
     )
     f = res.attention_fit
     assert abs(f.slope + 0.5) < max(0.08, 3 * f.slope_se), str(res)

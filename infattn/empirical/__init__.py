@@ -20,7 +20,12 @@
 
 Draw ``i`` uses the key ``jax.random.fold_in(key, i)``, so an estimate depends
 only on ``key`` and the number of draws, never on ``chunk_size``, ``batch_size``
-or on which other counts ``n_samples`` lists.
+or on which other counts ``n_samples`` lists. ``init_fn`` runs under
+``jax.threefry_partitionable(False)`` (threefry's original block layout, two
+32-bit words per block: half the cost of JAX's default layout, the same law), so a
+key's parameters differ from those of ``init_fn(key, ...)`` called under JAX's
+default, and from those of infattn releases before this change
+(:func:`~infattn.empirical.draws.draw_params`).
 
 Kernel layout (neural-tangents', :mod:`~infattn.empirical.layout`): for outputs
 ``f(x1)`` of shape ``(N1, *S, C)`` and the default ``trace_axes=(-1,)``, kernels are

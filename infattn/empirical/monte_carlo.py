@@ -197,7 +197,8 @@ def monte_carlo_kernel_fn(
       apply_fn: ``apply_fn(params, x, **kwargs)`` returning an array ``(N, ..., C)``
         or a ``MaskedArray`` (its padding entries are zeroed before use). It gets
         ``rng=`` (a per-draw key, as in neural-tangents) when it accepts it.
-      key: PRNG key; draw ``i`` uses ``fold_in(key, i)``.
+      key: PRNG key; draw ``i`` uses ``fold_in(key, i)``, its parameters drawn
+        with threefry's original block layout (see ``draws.draw_params``).
       n_samples: number of draws, or an iterable of counts: then ``kernel_fn``
         returns a generator of the estimates at those counts (ascending,
         duplicates dropped), all from one sequence of draws.
