@@ -40,7 +40,16 @@ def _start(path: pathlib.Path) -> subprocess.Popen:
     ).strip()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "tests.scale.runner", str(path), "--slow", str(SLOW)]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_as_foreground
+    )
+
+
+def _as_foreground() -> None:
+    """The runner starts with Ctrl-C's default action, as from a terminal: a shell without
+    job control starts background commands with SIGINT ignored, and Python then never
+    raises ``KeyboardInterrupt`` (this test failed when CI was launched with ``&``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(process: subprocess.Popen, path: pathlib.Path, tiles: int) -> int:
