@@ -40,10 +40,14 @@ TILE_ENTRIES = 2**18
 """Target number of entries ``t * t * P * P`` of one tile of a spatial kernel."""
 
 
+def _examples_per_tile(positions: int) -> int:
+    """The power of two ``t >= 4`` with ``t * t * P * P`` near :data:`TILE_ENTRIES`."""
+    return max(2 ** int(math.log2(max(1.0, math.sqrt(TILE_ENTRIES) / positions))), 4)
+
+
 def tile_size(n: int, positions: int) -> int | None:
     """Examples per tile (a power of two), or ``None`` when tiling would not help."""
-    t = 2 ** int(math.log2(max(1.0, math.sqrt(TILE_ENTRIES) / positions)))
-    t = max(t, 4)
+    t = _examples_per_tile(positions)
     return t if n >= 3 * t else None
 
 
@@ -58,8 +62,7 @@ def tile_sizes(n1: int, n2: int, positions: int) -> tuple[int, int] | None:
         >>> tile_sizes(25, 200, 64), tile_sizes(4, 4, 64)
         ((7, 8), None)
     """
-    t = 2 ** int(math.log2(max(1.0, math.sqrt(TILE_ENTRIES) / positions)))
-    t = max(t, 4)
+    t = _examples_per_tile(positions)
     counts = (-(-n1 // t), -(-n2 // t))
     if counts[0] * counts[1] < 4:
         return None
@@ -79,13 +82,20 @@ def mirror(block: Array) -> Array:
     return jnp.transpose(block, order)
 
 
+def _place_block(full: Array | None, block: Array | None, i: Array, j: Array, t: tuple):
+    """``full`` with ``block`` at tile ``(i, j)`` of sizes ``t = (t1, t2)`` (in place)."""
+    if full is None:
+        return None
+    zeros = (0,) * (block.ndim - 2)
+    return jax.lax.dynamic_update_slice(full, block, (i * t[0], j * t[1], *zeros))
+
+
 def _place(full: Array | None, block: Array | None, i: Array, j: Array, t: int) -> Array | None:
     """``full`` with ``block`` at tile ``(i, j)`` and its mirror at ``(j, i)`` (in place)."""
     if full is None:
         return None
-    zeros = (0,) * (block.ndim - 2)
-    full = jax.lax.dynamic_update_slice(full, block, (i * t, j * t, *zeros))
-    return jax.lax.dynamic_update_slice(full, mirror(block), (j * t, i * t, *zeros))
+    full = _place_block(full, block, i, j, (t, t))
+    return _place_block(full, mirror(block), j, i, (t, t))
 
 
 def _place_rows(full: Array | None, block: Array | None, i: Array, t: int) -> Array | None:
@@ -184,14 +194,6 @@ def symmetric_kernel(
         shape2=(n, *shape.shape2[1:]),
         x1_is_x2=True,
     )
-
-
-def _place_block(full: Array | None, block: Array | None, i: Array, j: Array, t: tuple):
-    """``full`` with ``block`` at tile ``(i, j)`` of sizes ``t = (t1, t2)`` (in place)."""
-    if full is None:
-        return None
-    zeros = (0,) * (block.ndim - 2)
-    return jax.lax.dynamic_update_slice(full, block, (i * t[0], j * t[1], *zeros))
 
 
 def rectangular_kernel(
