@@ -32,7 +32,7 @@ from infattn.linalg import zip_square
 from infattn.logits.mechanisms import attention_weights
 from infattn.stax import positional
 from infattn.stax.linear import affine
-from infattn.stax.replicates import strip
+from infattn.stax.replicates import REPLICATED, strip
 
 if TYPE_CHECKING:
     from infattn.stax.attention import AttentionConfig
@@ -258,15 +258,11 @@ def closed_form_kernel(cfg: AttentionConfig, k: Kernel) -> Kernel:
     return _finish(cfg, k, out)
 
 
-REPLICATED = ("nngp", "ntk", "cov1", "cov2")
-"""The Kernel fields replicates carry."""
-
-
 def _estimate(
     cfg: AttentionConfig, k: Kernel, n_samples: int | None, seed: int, n_replicates: int
 ) -> tuple[Kernel, dict[str, Any] | None, Any]:
     """:func:`monte_carlo_rule` on ``k``: ``(kernel, its R replicates' fields
-    (:data:`REPLICATED`, leading axis R) or None, draws used)``; the replicates are
+    (``replicates.REPLICATED``, leading axis R) or None, draws used)``; the replicates are
     finished in one ``vmap``."""
     s, v, m1, m2 = flat_inputs(cfg, k)
     out, reps, n_used = monte_carlo_rule(cfg, s, v, m1, m2, n_samples, seed, n_replicates)
@@ -286,7 +282,7 @@ def _replicate_seed(seed: int, r: int) -> int:
 
 def _replicate_kernels(cfg: AttentionConfig, k: Kernel, n_used: Any) -> dict[str, Any]:
     """Replicate ``r`` from input replicate ``r`` with its own ``n_used // R`` draws:
-    their fields (:data:`REPLICATED`) stacked."""
+    their fields (``replicates.REPLICATED``) stacked."""
     rep = k.replicates
     n_rep = rep.nngp.shape[0]
     if cfg.mc_samples is None and isinstance(n_used, jax.core.Tracer):

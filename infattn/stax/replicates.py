@@ -60,7 +60,7 @@ def has_replicates(k: Any) -> bool:
     return k.replicates is not None
 
 
-_FIELDS = ("nngp", "ntk", "cov1", "cov2")
+REPLICATED = ("nngp", "ntk", "cov1", "cov2")
 """The Kernel arrays that replicates carry (masks, shapes and flags are the parent's)."""
 
 
@@ -83,7 +83,7 @@ def _stack(k: Any) -> tuple[Any, Any]:
             f: None
             if (a := getattr(k, f)) is None
             else jnp.concatenate([a[None], getattr(reps, f)])
-            for f in _FIELDS
+            for f in REPLICATED
         }
     )
     return stacked, _stacked_axes(stacked)
@@ -95,7 +95,7 @@ def _unstack(out: Any) -> Any:
     if isinstance(out, list):
         return [_unstack(o) for o in out]
     main = jax.tree_util.tree_map(lambda a: a[0], out)
-    rest = {f: None if (a := getattr(out, f)) is None else a[1:] for f in _FIELDS}
+    rest = {f: None if (a := getattr(out, f)) is None else a[1:] for f in REPLICATED}
     return main.replace(replicates=main.replace(**rest))
 
 
