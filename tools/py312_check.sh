@@ -18,7 +18,7 @@ if [ ! -x "$ENV/bin/python" ]; then
   "$PY" -m venv "$ENV"
 fi
 "$ENV/bin/python" -m pip install -q --upgrade pip
-"$ENV/bin/python" -m pip install -q -e . "pytest>=8" "hypothesis>=6.100"
+"$ENV/bin/python" -m pip install -q -e . "pytest>=8" "pytest-xdist>=3" "hypothesis>=6.100"
 "$ENV/bin/python" -c 'import sys, jax; print("python", sys.version.split()[0], "jax", jax.__version__)'
 "$ENV/bin/python" -m infattn --draws 8 --width 32
-"$ENV/bin/python" -m pytest -q -p no:cacheprovider tests/reference
+"$ENV/bin/python" -m pytest -q -p no:cacheprovider -n 2 tests/reference

@@ -17,7 +17,7 @@ echo "== ruff"
 echo "== Python 3.12: core package without extras, main job, reference parity"
 bash tools/py312_check.sh
 echo "== doctests: every public function's Example"
-.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules infattn
+.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --doctest-modules infattn
 echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
 # a cell waits at most 600 s; a notebook that fails or stalls is run once more (a
 # notebook client once stalled on a kernel that had gone idle, 2026-12-03)

@@ -19,8 +19,18 @@ def plot_sweep(sweep: ConvergenceSweep, kind: str | None = None, axes: Any = Non
     One row of two panels (against width, against heads) per kernel kind
     (``kind=None``: all). Returns the matplotlib figure.
 
-    Example (skipped by the doctest run: matplotlib is optional):
-        >>> fig = plot_sweep(sweep)  # doctest: +SKIP
+    Example:
+        >>> import jax
+        >>> from infattn import stax
+        >>> from infattn.limits import convergence_sweep
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 3))
+        >>> sweep = convergence_sweep(lambda h, w: stax.Dense(8, W_std=(1 + 1 / w) ** 0.5), x,
+        ...                           heads=[1], widths=[1, 4], n_samples=16, get="nngp",
+        ...                           key=jax.random.PRNGKey(1), analytic={"nngp": x @ x.T / 3},
+        ...                           check_heads=False)
+        >>> fig = plot_sweep(sweep)
+        >>> [ax.get_xlabel() for ax in fig.axes]
+        ['width', 'heads']
     """
     import matplotlib.pyplot as plt
 
@@ -41,8 +51,20 @@ def sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
     """One panel of :func:`plot_sweep`: ``rel_bias`` of kernel ``k`` against ``'width'``
     or ``'heads'`` (one series per value of the other), with CIs, noise level and fits.
 
-    Example (skipped by the doctest run: matplotlib is optional):
-        >>> sweep_panel(ax, sweep, "nngp", "width")  # doctest: +SKIP
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> import jax
+        >>> from infattn import stax
+        >>> from infattn.limits import convergence_sweep
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 3))
+        >>> sweep = convergence_sweep(lambda h, w: stax.Dense(8, W_std=(1 + 1 / w) ** 0.5), x,
+        ...                           heads=[1], widths=[1, 4], n_samples=16, get="nngp",
+        ...                           key=jax.random.PRNGKey(1), analytic={"nngp": x @ x.T / 3},
+        ...                           check_heads=False)
+        >>> fig, ax = plt.subplots()
+        >>> sweep_panel(ax, sweep, "nngp", "width")
+        >>> ax.get_ylabel(), ax.get_yscale()
+        ('nngp: relative bias', 'log')
     """
     series, xs = (sweep.heads, sweep.widths) if against == "width" else (sweep.widths, sweep.heads)
     for fixed in series:
@@ -75,8 +97,14 @@ def sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
 def plot_collapse(result: CollapseResult, ax: Any = None) -> Any:
     """Log-log plot of the attention-matrix distance and its fit; returns the figure.
 
-    Example (skipped by the doctest run: matplotlib is optional):
-        >>> fig = plot_collapse(uniform_collapse(x, [4, 64], key=key))  # doctest: +SKIP
+    Example:
+        >>> import jax
+        >>> from infattn.limits import uniform_collapse
+        >>> x = jax.random.normal(jax.random.PRNGKey(0), (1, 3, 4))
+        >>> result = uniform_collapse(x, [4, 64], key=jax.random.PRNGKey(1), n_samples=8)
+        >>> fig = plot_collapse(result)
+        >>> fig.axes[0].get_xscale(), fig.axes[0].get_yscale()
+        ('log', 'log')
     """
     import matplotlib.pyplot as plt
 
