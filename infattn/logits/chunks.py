@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from infattn.statistics import Moments, combine
 
@@ -186,14 +187,60 @@ def accumulator(shape: tuple[int, ...], dtype: jnp.dtype, n_replicates: int) -> 
     )
 
 
+def block_of(x: Array, index: tuple) -> Array:
+    """``x[index]``, ``index`` a tuple of in-range indices (Python or traced ints) and
+    full slices ``slice(None)``: one ``dynamic_slice``, without NumPy indexing's
+    handling of negative indices (a dozen operations per index in a compiled loop).
+
+    Example:
+        >>> block_of(jnp.arange(6).reshape(2, 3), (1,)).tolist()
+        [3, 4, 5]
+    """
+    if not index:
+        return x
+    starts, sizes, kept = _window(x, index)
+    return lax.dynamic_slice(x, starts, sizes, allow_negative_indices=False).reshape(kept)
+
+
+def set_block(x: Array, index: tuple, value: Array) -> Array:
+    """``x.at[index].set(value)`` for ``index`` as in :func:`block_of` (one
+    ``dynamic_update_slice`` instead of a scatter).
+
+    Example:
+        >>> set_block(jnp.zeros((2, 3)), (1,), jnp.ones(3)).tolist()
+        [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    value = jnp.asarray(value, x.dtype)
+    if not index:
+        return jnp.broadcast_to(value, x.shape)
+    starts, sizes, _ = _window(x, index)
+    return lax.dynamic_update_slice(x, value.reshape(sizes), starts, allow_negative_indices=False)
+
+
+def _window(x: Array, index: tuple) -> tuple[list, list[int], list[int]]:
+    """Start indices and sizes of the window ``index`` selects in ``x``, and the
+    sizes of the axes it keeps (those of the slices)."""
+    index = (*index, *[slice(None)] * (x.ndim - len(index)))
+    full = [isinstance(k, slice) for k in index]
+    starts = [0 if f else k for f, k in zip(full, index, strict=True)]
+    sizes = [n if f else 1 for f, n in zip(full, x.shape, strict=True)]
+    return starts, sizes, [n for f, n in zip(full, x.shape, strict=True) if f]
+
+
+def substream(c: Array | int, n_replicates: int) -> Array | int:
+    """The sub-stream ``c mod R`` of chunk ``c >= 0`` (``lax.rem``: chunk indices are
+    never negative, so NumPy's sign correction is not needed)."""
+    return c % n_replicates if isinstance(c, int) else lax.rem(c, n_replicates)
+
+
 def add_chunk(
     acc: Accumulator, mean: Array, count: Array, c: Array, index: tuple = ()
 ) -> Accumulator:
     """``acc`` after a chunk ``c`` of ``count`` draws with mean ``mean``.
 
-    ``index``: a block of the accumulator (a tuple of indices and slices) that
-    ``mean`` updates; the other entries get the same chunk from other calls, and
-    the count is advanced by :func:`advance`.
+    ``index``: a block of the accumulator (a tuple of indices and slices, see
+    :func:`block_of`) that ``mean`` updates; the other entries get the same chunk
+    from other calls, and the count is advanced by :func:`advance`.
 
     Example:
         >>> acc = add_chunk(accumulator((1,), jnp.float32, 2), jnp.array([4.0]), 2.0, 1)
@@ -201,13 +248,13 @@ def add_chunk(
         [0.0, 8.0]
     """
     m = acc.moments
-    old = Moments(m.count, m.mean[index], m.m2[index])
+    old = Moments(m.count, block_of(m.mean, index), block_of(m.m2, index))
     new = combine(old, Moments(count, mean, 0.0))
-    moments = Moments(m.count, m.mean.at[index].set(new.mean), m.m2.at[index].set(new.m2))
+    moments = Moments(m.count, set_block(m.mean, index, new.mean), set_block(m.m2, index, new.m2))
     if acc.sums is None:
         return Accumulator(moments, None, None)
-    r = c % acc.sums.shape[0]
-    sums = acc.sums.at[(r, *index) if index else r].add(count * mean)
+    at = (substream(c, acc.sums.shape[0]), *index)
+    sums = set_block(acc.sums, at, block_of(acc.sums, at) + count * mean)
     return Accumulator(moments, sums, acc.counts)
 
 
@@ -217,8 +264,10 @@ def advance(acc: Accumulator, count: Array, c: Array) -> Accumulator:
     moments = Moments(m.count + count, m.mean, m.m2)
     if acc.counts is None:
         return Accumulator(moments, None, None)
-    r = c % acc.counts.shape[0]
-    return Accumulator(moments, acc.sums, acc.counts.at[r].add(count))
+    at = (substream(c, acc.counts.shape[0]),)
+    return Accumulator(
+        moments, acc.sums, set_block(acc.counts, at, block_of(acc.counts, at) + count)
+    )
 
 
 def batch_se(acc: Accumulator, n_chunks: Array | int) -> Array:

@@ -31,6 +31,7 @@ from infattn.logits.chunks import (
     add_chunk,
     advance,
     batch_se,
+    block_of,
     chunk_mean,
     chunk_weights,
     logit_std,
@@ -177,9 +178,13 @@ def step(
     count = jnp.sum(w)
 
     def block(p: Array, state: State) -> State:
-        return _add_block(prep, state, f, w, count, c, p, plan, want_ntk)
+        i, j = block_of(prep.block_i, (p,)), block_of(prep.block_j, (p,))
+        return _add_block(prep, state, f, w, count, c, i, j, plan, want_ntk)
 
-    nngp, ntk_acc = lax.fori_loop(0, prep.block_i.shape[0], block, state)
+    if prep.block_i.shape[0] == 1:  # one block: static indices, no loop (a smaller program)
+        nngp, ntk_acc = _add_block(prep, state, f, w, count, c, 0, 0, plan, want_ntk)
+    else:
+        nngp, ntk_acc = lax.fori_loop(0, prep.block_i.shape[0], block, state)
     return advance(nngp, count, c), advance(ntk_acc, count, c) if want_ntk else ntk_acc
 
 
@@ -190,17 +195,20 @@ def _add_block(
     w: Array,
     count: Array,
     c: Array,
-    p: Array,
+    i: Array | int,
+    j: Array | int,
     plan: Plan,
     ntk: bool,
 ) -> State:
-    """Chunk means of the block pair ``p`` added to ``state`` (``ntk``: the NTK's too)."""
-    i, j = prep.block_i[p], prep.block_j[p]
-    pb = Pairs(*(None if x is None else x[i][:, :, j] for x in prep.pairs))
+    """Chunk means of the block pair ``(i, j)`` added to ``state`` (``ntk``: the NTK's too)."""
+    pb = Pairs(
+        *(None if x is None else block_of(x, (i, slice(None), slice(None), j)) for x in prep.pairs)
+    )
     if not ntk:
         pb = Pairs(pb.v)
-    left = Features(f.phi[:, i], None if f.psi is None else f.psi[:, i])
-    right = Features(f.phi[:, j], None if f.psi is None else f.psi[:, j])
+    left, right = (
+        Features(*(None if x is None else block_of(x, (slice(None), k)) for x in f)) for k in (i, j)
+    )
 
     def structured() -> tuple[Array, Array | None]:
         y, t = integrand(left, right, pb, plan.mechanism, plan.qk2)
@@ -208,7 +216,9 @@ def _add_block(
 
     if prep.factors is not None:
         uf = prep.factors
-        u_i, u_j = (Factors(*(None if x is None else x[k] for x in uf)) for k in (i, j))
+        u_i, u_j = (
+            Factors(*(None if x is None else block_of(x, (k,)) for x in uf)) for k in (i, j)
+        )
         same = prep.block_i.shape[0] == 1
         y, t = factored.chunk_means(
             left, right, u_i, u_j, pb, w, plan.mechanism, plan.qk2, same, ntk
@@ -219,7 +229,7 @@ def _add_block(
         t = None
         y = lax.cond(
             prep.use_v_factor,
-            lambda: _factor_nngp(f.phi[:, i], f.phi[:, j], prep, i, j, w, count),
+            lambda: _factor_nngp(left.phi, right.phi, prep, i, j, w, count),
             lambda: structured()[0],
         )
     index = (i, slice(None), slice(None), j)
@@ -236,9 +246,11 @@ def _factor_nngp(
     vb = min(_V_BLOCK, prep.a.shape[0] * l)
 
     def col_block(k: Array, out: Array) -> Array:
-        bk = lax.dynamic_slice_in_dim(prep.v_factor, k * vb, vb, axis=3)
-        yi = jnp.einsum("siac,icr->siar", phi_i, bk[i])
-        yj = jnp.einsum("siac,icr->siar", phi_j, bk[j])
+        bk = lax.dynamic_slice_in_dim(
+            prep.v_factor, k * vb, vb, axis=3, allow_negative_indices=False
+        )
+        yi = jnp.einsum("siac,icr->siar", phi_i, block_of(bk, (i,)))
+        yj = jnp.einsum("siac,icr->siar", phi_j, block_of(bk, (j,)))
         yi = (yi * w[:, None, None, None]).reshape(-1, bs * l, vb)
         return out + jnp.einsum("sar,sbr->ab", yi, yj.reshape(-1, bs * l, vb))
 

@@ -120,12 +120,12 @@ def joint_logits(a: Array, n_active: Array, key: Array, n_draws: int, block: int
 
     def col_block(j: Array, g: Array) -> Array:
         def row_block(k: Array, y: Array) -> Array:
-            ak = lax.dynamic_slice_in_dim(a_flat, k * block, block, axis=1)
+            ak = lax.dynamic_slice_in_dim(a_flat, k * block, block, 1, allow_negative_indices=False)
             return y + ak @ _z_block(key, k, j, n_draws, block, dt)  # one matrix product
 
         y = lax.fori_loop(0, n_active, row_block, jnp.zeros((n * l, n_draws * block), dt))
         y = y.reshape(n, l, n_draws, block).transpose(0, 2, 1, 3).reshape(n, n_draws * l, block)
-        aj = lax.dynamic_slice_in_dim(a, j * block, block, axis=2)
+        aj = lax.dynamic_slice_in_dim(a, j * block, block, 2, allow_negative_indices=False)
         return g + jnp.matmul(y, jnp.swapaxes(aj, 1, 2))  # (N, draws * L, L)
 
     g = lax.fori_loop(0, n_active, col_block, jnp.zeros((n, n_draws * l, l), dt))
