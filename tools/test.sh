@@ -8,9 +8,13 @@ bash tools/reference/setup_env.sh
 REF_ENV=${INFATTN_REF_ENV:-.cache/ntref}
 export INFATTN_REF_DIR=${INFATTN_REF_DIR:-.cache/reference}
 echo "== regenerating reference kernels with neural-tangents 0.6.5"
-"$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR"
+# two streams, one per core: the kernel grid, and the predict and empirical cases (they
+# write distinct files; only dump.py writes the manifest). `wait` returns dump.py's status.
+"$REF_ENV/bin/python" tools/reference/dump.py "$INFATTN_REF_DIR" &
+grid=$!
 "$REF_ENV/bin/python" tools/reference/dump_predict.py "$INFATTN_REF_DIR"
 "$REF_ENV/bin/python" tools/reference/dump_empirical.py "$INFATTN_REF_DIR"
+wait "$grid"
 echo "== ruff"
 .venv/bin/ruff check infattn tests tools benchmarks
 .venv/bin/ruff format --check infattn tests tools benchmarks
