@@ -97,10 +97,17 @@ def time_nt(x_train: np.ndarray, x_test: np.ndarray, size: int, timeout: float) 
 
 def block_flops(jax: Any, kernel_fn: Any, x_train: np.ndarray, size: int) -> float:
     """XLA's flop count of one compiled block ``kernel_fn(block, x_train)``, untiled
-    (XLA counts a loop's body once, so the tiled program's count would be one tile's)."""
+    (XLA counts a loop's body once, so the tiled program's count would be one tile's).
+
+    A fresh wrapper is traced: ``jax.jit`` caches traces by function, not by
+    ``tiling.TILE_ENTRIES``, so tracing ``kernel_fn`` itself here would make the timed
+    loop run the untiled program."""
     from infattn.stax import tiling
 
-    f = jax.jit(kernel_fn, static_argnames="get")
+    def untiled(x1: Any, x2: Any, get: tuple) -> Any:
+        return kernel_fn(x1, x2, get=get)
+
+    f = jax.jit(untiled, static_argnames="get")
     budget, tiling.TILE_ENTRIES = tiling.TILE_ENTRIES, 2**62
     try:
         compiled = f.lower(jax.numpy.asarray(x_train[:size]), x_train, get=GET).compile()

@@ -52,6 +52,30 @@ def check_padding(padding: object) -> str:
     return check_choice(value.upper() if isinstance(value, str) else value, PADDINGS, "padding")
 
 
+def materialize(x: Array) -> Array:
+    """``x`` unchanged, computed once: a fusion barrier for XLA's CPU compiler.
+
+    XLA CPU fuses a cheap producer (a window sum: slices and adds) into each of its
+    consumers, recomputing it once per consumer; a nonlinearity's closed form reads
+    its input from four fusions or more. An exact identity product over blocks of
+    eight entries (``x * 1 + 0 * ...``; 16 flops an entry) is never fused into a
+    consumer, so the sum is computed and written once. Other backends, and arrays
+    whose size is not a multiple of eight, pass through.
+
+    Example:
+        >>> materialize(jnp.arange(16.0)).tolist() == list(range(16))
+        True
+    """
+    if jax.default_backend() != "cpu" or x.size % _BLOCK:
+        return x
+    flat = x.reshape(-1, _BLOCK)
+    eye = jnp.eye(_BLOCK, dtype=x.dtype)
+    return jnp.matmul(flat, eye, precision=lax.Precision.HIGHEST).reshape(x.shape)
+
+
+_BLOCK = 8
+
+
 def _sum_taps(x: Array, axis: int, size: int, stride: int, n_out: int) -> Array:
     """``out[i] = sum_{t < size} x[i * stride + t]`` along ``axis`` (``x`` already padded)."""
     total = 0.0
@@ -168,7 +192,7 @@ class Windows:
                 index[a] = index[b] = slice(tap, tap + (n_out - 1) * t + 1, t)
                 total = total + m[tuple(index)]
             m = total / f
-        return m
+        return materialize(m)
 
     def pooled(self, m: Array, batch_ndim: int) -> Array:
         """Kernel ``(*B, s1, s1', ...)`` of window sums: every position pair of two windows."""
