@@ -31,6 +31,11 @@ def plot_sweep(sweep: ConvergenceSweep, kind: str | None = None, axes: Any = Non
         >>> fig = plot_sweep(sweep)
         >>> [ax.get_xlabel() for ax in fig.axes]
         ['width', 'heads']
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> sweep_panel(ax, sweep, "nngp", "width")
+        >>> ax.get_ylabel(), ax.get_yscale()
+        ('nngp: relative bias', 'log')
     """
     import matplotlib.pyplot as plt
 
@@ -51,20 +56,7 @@ def sweep_panel(ax: Any, sweep: ConvergenceSweep, k: str, against: str) -> None:
     """One panel of :func:`plot_sweep`: ``rel_bias`` of kernel ``k`` against ``'width'``
     or ``'heads'`` (one series per value of the other), with CIs, noise level and fits.
 
-    Example:
-        >>> import matplotlib.pyplot as plt
-        >>> import jax
-        >>> from infattn import stax
-        >>> from infattn.limits import convergence_sweep
-        >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 3))
-        >>> sweep = convergence_sweep(lambda h, w: stax.Dense(8, W_std=(1 + 1 / w) ** 0.5), x,
-        ...                           heads=[1], widths=[1, 4], n_samples=16, get="nngp",
-        ...                           key=jax.random.PRNGKey(1), analytic={"nngp": x @ x.T / 3},
-        ...                           check_heads=False)
-        >>> fig, ax = plt.subplots()
-        >>> sweep_panel(ax, sweep, "nngp", "width")
-        >>> ax.get_ylabel(), ax.get_yscale()
-        ('nngp: relative bias', 'log')
+    Example: :func:`plot_sweep`'s, which ends by drawing one panel with this function.
     """
     series, xs = (sweep.heads, sweep.widths) if against == "width" else (sweep.widths, sweep.heads)
     for fixed in series:
