@@ -6,11 +6,15 @@ its own thread, handing every view to ``on_view``. The first ``wait_after`` view
 (the quick analytic ones) are computed at once; before the next one the job waits
 for the cancelled job to finish its current step (a Monte Carlo chunk, or a
 compilation it cannot interrupt), so at most one heavy step runs at a time.
-``stop()`` ends the job between two steps. No widgets here.
+``stop()`` ends the job between two steps. While any job runs, the cyclic garbage
+collector skips the objects older than the jobs (:func:`older_objects_frozen`). No
+widgets here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import threading
 import time
@@ -18,7 +22,40 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Job", "Runner"]
+__all__ = ["Job", "Runner", "older_objects_frozen"]
+
+_frozen = {"jobs": 0}
+_frozen_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Within this block the cyclic garbage collector ignores the objects that existed
+    when the first of the running blocks began (``gc.freeze``); they return to it
+    (``gc.unfreeze``) when the last block ends.
+
+    A kernel that has compiled a few models holds ~300,000 tracked objects, and one
+    full collection of them during a control change's tracing cost 0.2-0.3 s of the
+    redraw (measured: 0.28 s of collections in one cold ``1/sqrt(d)`` change, 0.02 s
+    with the older objects frozen). Reference counting still frees everything as
+    usual; only cycles among the frozen objects wait until the block ends.
+
+    Example:
+      >>> with older_objects_frozen():
+      ...     gc.get_freeze_count() > 0
+      True
+    """
+    with _frozen_lock:
+        if _frozen["jobs"] == 0:
+            gc.freeze()
+        _frozen["jobs"] += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen["jobs"] -= 1
+            if _frozen["jobs"] == 0:
+                gc.unfreeze()
 
 
 class Job:
@@ -113,23 +150,8 @@ class Runner:
         wait_after: int,
     ) -> None:
         try:
-            views = make_views()
-            try:
-                for view in _waiting(views, previous, wait_after):
-                    if job.cancelled.is_set():
-                        job.status = "stopped"
-                        return
-                    job.views += 1
-                    on_view(view, job)
-                    job.view_times.append(time.perf_counter() - job.started)
-                    if job.cancelled.is_set():
-                        job.status = "stopped"
-                        return
-            finally:
-                close = getattr(views, "close", None)
-                if close is not None:
-                    close()
-            job.status = "done"
+            with older_objects_frozen():
+                Runner._steps(job, previous, make_views, on_view, wait_after)
         except Exception as e:  # shown in the panel; the controls keep working
             job.status, job.error = "failed", e
             if on_error is not None:
@@ -140,6 +162,33 @@ class Runner:
                     on_end(job)
             finally:
                 job.finished.set()
+
+    @staticmethod
+    def _steps(
+        job: Job,
+        previous: Job | None,
+        make_views: Callable[[], Iterator[Any]],
+        on_view: Callable[[Any, Job], None],
+        wait_after: int,
+    ) -> None:
+        """Iterate the views, handing each to ``on_view``, until done or cancelled."""
+        views = make_views()
+        try:
+            for view in _waiting(views, previous, wait_after):
+                if job.cancelled.is_set():
+                    job.status = "stopped"
+                    return
+                job.views += 1
+                on_view(view, job)
+                job.view_times.append(time.perf_counter() - job.started)
+                if job.cancelled.is_set():
+                    job.status = "stopped"
+                    return
+        finally:
+            close = getattr(views, "close", None)
+            if close is not None:
+                close()
+        job.status = "done"
 
 
 def _waiting(views: Iterator[Any], previous: Job | None, after: int) -> Iterator[Any]:

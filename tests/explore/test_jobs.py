@@ -87,3 +87,32 @@ def test_the_first_views_do_not_wait_for_the_cancelled_job():
     release.set()
     assert second.wait(10) and first.wait(10)
     assert order == ["old step starts", "quick", "old step ends", "heavy"]
+
+
+def test_objects_older_than_the_running_jobs_are_frozen_until_the_last_ends():
+    import gc
+    import weakref
+
+    class Cycle:  # garbage only the cyclic collector can free
+        def __init__(self):
+            self.me = self
+
+    baseline = gc.get_freeze_count()
+    old = Cycle()
+    counts, gate = [], threading.Event()
+
+    def views():
+        gate.wait(5)
+        yield gc.get_freeze_count()
+
+    runner = Runner()
+    first = runner.submit(views, lambda v, j: counts.append(v))
+    second = runner.submit(views, lambda v, j: counts.append(v), wait_after=1)
+    gate.set()
+    assert first.wait(10) and second.wait(10)
+    assert counts and all(c > baseline for c in counts)  # frozen while a job ran
+    assert gc.get_freeze_count() == baseline  # and given back after the last one
+    ref = weakref.ref(old)
+    del old
+    gc.collect()
+    assert ref() is None  # the old cycle is collectable again
