@@ -116,3 +116,16 @@ def test_objects_older_than_the_running_jobs_are_frozen_until_the_last_ends():
     del old
     gc.collect()
     assert ref() is None  # the old cycle is collectable again
+
+
+def test_objects_frozen_by_someone_else_stay_frozen():
+    import gc
+
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        job = Runner().submit(lambda: iter([1]), lambda v, j: None)
+        assert job.wait(10) and job.status == "done"
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
