@@ -23,9 +23,10 @@ bash tools/py312_check.sh
 echo "== doctests: every public function's Example"
 .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --doctest-modules infattn
 echo "== notebooks executed in fast mode (INFATTN_FAST=1)"
-# a cell waits at most 600 s; a notebook that fails or stalls is run once more (a
+# a cell waits at most 240 s (fast-mode cells take under a minute); a notebook that
+# fails or stalls is run once more (a
 # notebook client once stalled on a kernel that had gone idle, 2026-12-03)
-INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 \
+INFATTN_FAST=1 .venv/bin/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=240 \
   --reruns 1 notebooks
 echo "== pytest"
 .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
