@@ -227,10 +227,13 @@ def _window(x: Array, index: tuple) -> tuple[list, list[int], list[int]]:
     return starts, sizes, [n for f, n in zip(full, x.shape, strict=True) if f]
 
 
-def substream(c: Array | int, n_replicates: int) -> Array | int:
-    """The sub-stream ``c mod R`` of chunk ``c >= 0`` (``lax.rem``: chunk indices are
-    never negative, so NumPy's sign correction is not needed)."""
-    return c % n_replicates if isinstance(c, int) else lax.rem(c, n_replicates)
+def _add_to_substream(x: Array, c: Array | int, index: tuple, value: Array) -> Array:
+    """``x`` with ``value`` added to block ``index`` of sub-stream ``c mod R`` (``R``:
+    ``x``'s first axis; ``lax.rem``: chunk indices are never negative, so NumPy's sign
+    correction is not needed)."""
+    r = c % x.shape[0] if isinstance(c, int) else lax.rem(c, x.shape[0])
+    at = (r, *index)
+    return set_block(x, at, block_of(x, at) + value)
 
 
 def add_chunk(
@@ -253,9 +256,7 @@ def add_chunk(
     moments = Moments(m.count, set_block(m.mean, index, new.mean), set_block(m.m2, index, new.m2))
     if acc.sums is None:
         return Accumulator(moments, None, None)
-    at = (substream(c, acc.sums.shape[0]), *index)
-    sums = set_block(acc.sums, at, block_of(acc.sums, at) + count * mean)
-    return Accumulator(moments, sums, acc.counts)
+    return Accumulator(moments, _add_to_substream(acc.sums, c, index, count * mean), acc.counts)
 
 
 def advance(acc: Accumulator, count: Array, c: Array) -> Accumulator:
@@ -264,10 +265,7 @@ def advance(acc: Accumulator, count: Array, c: Array) -> Accumulator:
     moments = Moments(m.count + count, m.mean, m.m2)
     if acc.counts is None:
         return Accumulator(moments, None, None)
-    at = (substream(c, acc.counts.shape[0]),)
-    return Accumulator(
-        moments, acc.sums, set_block(acc.counts, at, block_of(acc.counts, at) + count)
-    )
+    return Accumulator(moments, acc.sums, _add_to_substream(acc.counts, c, (), count))
 
 
 def batch_se(acc: Accumulator, n_chunks: Array | int) -> Array:
