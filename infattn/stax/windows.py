@@ -52,6 +52,10 @@ def check_padding(padding: object) -> str:
     return check_choice(value.upper() if isinstance(value, str) else value, PADDINGS, "padding")
 
 
+_BLOCK = 8
+"""Entries per identity product in :func:`materialize`."""
+
+
 def materialize(x: Array) -> Array:
     """``x`` unchanged, computed once: a fusion barrier for XLA's CPU compiler.
 
@@ -71,9 +75,6 @@ def materialize(x: Array) -> Array:
     flat = x.reshape(-1, _BLOCK)
     eye = jnp.eye(_BLOCK, dtype=x.dtype)
     return jnp.matmul(flat, eye, precision=lax.Precision.HIGHEST).reshape(x.shape)
-
-
-_BLOCK = 8
 
 
 def _sum_taps(x: Array, axis: int, size: int, stride: int, n_out: int) -> Array:
