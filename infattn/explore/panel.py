@@ -28,20 +28,43 @@ __all__ = ["Panel"]
 
 
 class _LockedCanvas(Canvas):
-    """An ipympl canvas that rasterises under the panel's lock.
+    """An ipympl canvas that rasterises under the panel's lock and counts its draws.
 
     The browser asks for a new image (handled on the kernel's main thread) while
     the worker thread may be updating artists; the lock keeps a figure from being
-    drawn half-updated.
+    drawn half-updated. :meth:`wait_drawn` lets the worker wait for the browser's
+    rasterisation of a view instead of competing with it for the interpreter.
     """
 
     def __init__(self, figure: Figure, lock: threading.RLock) -> None:
         super().__init__(figure)
         self._infattn_lock = lock
+        self._drawn = threading.Condition()
+        self.draws = 0
+        """Rasterisations finished so far."""
+        self.attached = False
 
     def draw(self) -> None:
         with self._infattn_lock:
             super().draw()
+        with self._drawn:
+            self.draws += 1
+            self._drawn.notify_all()
+
+    def _handle_message(self, obj: Any, content: dict, buffers: list) -> None:
+        if content.get("type") in ("initialized", "closing"):
+            self.attached = content["type"] == "initialized"
+        super()._handle_message(obj, content, buffers)
+
+    def frontend_attached(self) -> bool:
+        """Whether a browser view of the canvas is open (it answers every draw request
+        with a rasterisation): its last word was ``initialized``, not ``closing``."""
+        return self.attached
+
+    def wait_drawn(self, after: int, timeout: float) -> bool:
+        """Wait until more than ``after`` draws have finished (at most ``timeout`` s)."""
+        with self._drawn:
+            return self._drawn.wait_for(lambda: self.draws > after, timeout)
 
 
 class Panel(w.VBox):
@@ -55,6 +78,8 @@ class Panel(w.VBox):
     title: ClassVar[str] = ""
     code_panel: ClassVar[str] = ""
     figsize: ClassVar[tuple[float, float]] = (9.0, 4.0)
+    RASTER_WAIT: ClassVar[float] = 0.5
+    """Seconds a job waits, after its first view, for the browser to rasterise it."""
 
     def __init__(self, controls: Controls | None = None, **config: Any) -> None:
         self.controls = (
@@ -151,17 +176,24 @@ class Panel(w.VBox):
         return job
 
     def _on_view(self, view: Any, job: Job, cfg: Config, started: float) -> None:
+        """Draw ``view``; after a job's first view, wait until the browser has
+        rasterised it (at most ``RASTER_WAIT`` s): the next step (tracing the Monte
+        Carlo program) would otherwise hold the interpreter half the time and double
+        the rasterisation's 0.1-0.15 s (measured: 0.37-0.47 s)."""
         with self._draw_lock:
             if job is not self.runner.current:
                 return
             self.draw(view, cfg)
             self._layout()
+            draws = self.canvas.draws
             self.canvas.draw_idle()
             frac, text = self.fraction(view)
             self.progress.value = frac
             self.status.value = f"{text} · {time.perf_counter() - started:.1f} s"
             self.error.value = ""
             self.rendered += 1
+        if job.views == 1 and self.canvas.frontend_attached():
+            self.canvas.wait_drawn(draws, self.RASTER_WAIT)
 
     def _layout(self) -> None:
         key = self.layout_key()

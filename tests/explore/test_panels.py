@@ -1,5 +1,8 @@
 """The panels headless (ipywidgets without a browser): draw, errors, Stop, Show code."""
 
+import threading
+import time
+
 import numpy as np
 
 from infattn.explore import panels
@@ -69,3 +72,43 @@ def test_panels_share_controls():
     for p in (a, b):
         _wait(p)
         assert "untied" in p.axes[0].get_title()
+
+
+def _browser_message(canvas, kind):
+    canvas._handle_message(canvas, {"type": kind}, [])
+
+
+def test_with_a_browser_attached_the_first_view_waits_for_its_rasterisation():
+    p = panels.KernelPanel(**TINY)
+    _wait(p)
+    canvas = p.canvas
+    assert not canvas.frontend_attached()
+    _browser_message(canvas, "initialized")
+    assert canvas.frontend_attached()
+    drawn_at = []
+    send = canvas.send_event
+
+    def answer(event_type, **kwargs):  # the browser's answer to a draw request
+        send(event_type, **kwargs)
+        if event_type == "draw" and not drawn_at:
+            threading.Thread(
+                target=lambda: (canvas.draw(), drawn_at.append(time.perf_counter()))
+            ).start()
+
+    canvas.send_event = answer
+    p.controls.widgets["heads"].value = 8
+    job = _wait(p)
+    assert job.status == "done" and drawn_at
+    assert job.started + job.view_times[0] >= drawn_at[0]  # the next step came after the draw
+
+    canvas.send_event = send  # a browser that does not answer: the job waits RASTER_WAIT
+    p.RASTER_WAIT = 0.3
+    p.controls.widgets["heads"].value = 2
+    job = _wait(p)
+    assert job.status == "done" and job.view_times[0] >= 0.3
+
+    _browser_message(canvas, "closing")  # no browser: no waiting at all
+    p.RASTER_WAIT = 60.0
+    p.controls.widgets["heads"].value = 8
+    job = _wait(p)
+    assert not canvas.frontend_attached() and job.status == "done" and job.view_times[0] < 30
